@@ -1,5 +1,65 @@
-//! `cargo xtask`: project automation for mdlpool.
-fn main() {
-    eprintln!("usage: cargo xtask package [--target amd64|arm64|all] [--release]");
-    std::process::exit(2);
+//! `cargo xtask`: project automation for mdlpool. See `xtask/src/lib.rs`.
+
+use std::process::ExitCode;
+
+use xtask::package::{self, Options};
+use xtask::verify::Arch;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  package [--target amd64|arm64|all] [--release] [--verbose]
+      Cross-build mdlpool.sys (release profile, always: --release is accepted
+      and is the default), stamp driver.inx into mdlpool.inf, verify the image,
+      PDB and INF, and write target/package/<arch>/{mdlpool.sys,mdlpool.pdb,mdlpool.inf}.
+      --target defaults to all.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("package") => parse_package(&args[1..]).and_then(|o| package::run(&o)),
+        Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_package(args: &[String]) -> Result<Options, String> {
+    let mut arches = Arch::ALL.to_vec();
+    let mut verbose = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let target = match a.as_str() {
+            "--release" => continue,
+            "--verbose" | "-v" => {
+                verbose = true;
+                continue;
+            }
+            "--target" => it
+                .next()
+                .ok_or("--target needs a value: amd64, arm64 or all")?
+                .clone(),
+            s if s.starts_with("--target=") => s["--target=".len()..].to_string(),
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        };
+        arches = if target == "all" {
+            Arch::ALL.to_vec()
+        } else {
+            vec![Arch::parse(&target)
+                .ok_or_else(|| format!("unknown target {target:?}: amd64, arm64 or all"))?]
+        };
+    }
+    Ok(Options { arches, verbose })
 }

@@ -1,0 +1,15 @@
+//! Project automation for mdlpool (`cargo xtask ...`), as a library so that the
+//! package verifier can be unit-tested with deliberately broken inputs.
+//!
+//! - [`package`]: cross-build `mdlpool.sys`, stamp `driver.inx`, verify, write
+//!   `target/package/<arch>/`.
+//! - [`verify`]: the checks over (PE bytes, PDB bytes, INF text).
+//! - [`inf`]: INF reading and stamping.
+//! - [`known`]: the allow-list of kernel exports.
+//! - [`names`]: the names the driver, the INF and the verifier share.
+
+pub mod inf;
+pub mod known;
+pub mod names;
+pub mod package;
+pub mod verify;
