@@ -14,12 +14,18 @@ commands:
       and is the default), stamp driver.inx into mdlpool.inf, verify the image,
       PDB and INF, and write target/package/<arch>/{mdlpool.sys,mdlpool.pdb,mdlpool.inf}.
       --target defaults to all.
+  verify [--target amd64|arm64] [--verbose] <dir>
+      Run the package verifier over an existing package directory holding
+      mdlpool.sys, mdlpool.pdb and mdlpool.inf (e.g. the WDK flow's output).
+      --target defaults to amd64.
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("package") => parse_package(&args[1..]).and_then(|o| package::run(&o)),
+        Some("verify") => parse_verify(&args[1..])
+            .and_then(|(arch, dir, verbose)| package::verify_dir(arch, &dir, verbose)),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -34,6 +40,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_verify(args: &[String]) -> Result<(Arch, std::path::PathBuf, bool), String> {
+    let mut arch = Arch::Amd64;
+    let mut dir = None;
+    let mut verbose = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--verbose" | "-v" => verbose = true,
+            "--target" => {
+                let t = it.next().ok_or("--target needs a value: amd64 or arm64")?;
+                arch = Arch::parse(t)
+                    .ok_or_else(|| format!("unknown target {t:?}: amd64 or arm64"))?;
+            }
+            s if s.starts_with('-') => return Err(format!("unknown argument {s:?}\n\n{USAGE}")),
+            s => dir = Some(std::path::PathBuf::from(s)),
+        }
+    }
+    Ok((
+        arch,
+        dir.ok_or_else(|| format!("verify needs a package directory\n\n{USAGE}"))?,
+        verbose,
+    ))
 }
 
 fn parse_package(args: &[String]) -> Result<Options, String> {

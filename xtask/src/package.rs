@@ -290,6 +290,47 @@ pub fn run(opts: &Options) -> Result<(), String> {
     }
 }
 
+/// `cargo xtask verify`: run the verifier over an existing package directory
+/// (for example the WDK flow's `target/<profile>/package/mdlpool_package`).
+pub fn verify_dir(arch: Arch, dir: &Path, verbose: bool) -> Result<(), String> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .map_err(|e| format!("reading {}: {e}", dir.join(name).display()))
+    };
+    let inf_bytes = read(names::INF_FILE)?;
+    let built = Built {
+        arch,
+        sys: read(names::SYS_FILE)?,
+        pdb: read(names::PDB_FILE)?,
+        inf: decode_inf(&inf_bytes)?,
+    };
+    let report = verify_built(&built)?;
+    if !report.ok() {
+        return Err(format!(
+            "{}: {} of {} checks failed:\n{}",
+            dir.display(),
+            report.failures().count(),
+            report.checks.len(),
+            report.failure_text()
+        ));
+    }
+    print_summary(&built, &report, dir, verbose);
+    Ok(())
+}
+
+/// INF text as UTF-8 or UTF-16LE with BOM (stampinf keeps the encoding of its input).
+pub fn decode_inf(bytes: &[u8]) -> Result<String, String> {
+    if let Some(rest) = bytes.strip_prefix(&[0xff, 0xfe]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16(&units).map_err(|e| format!("INF is not valid UTF-16LE: {e}"));
+    }
+    String::from_utf8(bytes.to_vec())
+        .map_err(|e| format!("INF is neither UTF-8 nor UTF-16LE with a BOM: {e}"))
+}
+
 fn print_summary(built: &Built, report: &Report, dir: &Path, verbose: bool) {
     let f = &report.facts;
     let mut modules: Vec<String> = f.imports.iter().map(|(m, _)| m.clone()).collect();
@@ -353,6 +394,13 @@ mod tests {
             );
         }
         assert!(args.iter().any(|a| a.starts_with("/SUBSYSTEM:NATIVE")));
+    }
+
+    #[test]
+    fn inf_decoding() {
+        assert_eq!(decode_inf(b"[Version]").unwrap(), "[Version]");
+        assert_eq!(decode_inf(&[0xff, 0xfe, b'[', 0, b'V', 0]).unwrap(), "[V");
+        assert!(decode_inf(&[0xc3, 0x28]).is_err());
     }
 
     #[test]
