@@ -259,3 +259,27 @@ extern "C" {
 
 /// The bug check code mdlpool raises on a broken invariant (ASCII "MDLP").
 pub const MDLPOOL_BUGCHECK: u32 = u32::from_be_bytes(*b"MDLP");
+
+// Routines the compiler itself emits calls to on `*-pc-windows-msvc` (copies, fills and compares
+// LLVM lowers to `memcpy`/`memset`/`memmove`/`memcmp`; stack probes for frames over 4 KiB to
+// `__chkstk`). In user mode the CRT supplies them; a driver links with /NODEFAULTLIB, so they are
+// imported from ntoskrnl.exe, which exports all five (xtask/known-exports/ntoskrnl.exe.txt).
+// Declared only so that the raw-dylib import library defines them; Rust code never calls them.
+// On other targets the C library provides them and nothing is declared here.
+#[cfg(target_os = "windows")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "C" {
+    pub fn memcpy(
+        dest: *mut core::ffi::c_void,
+        src: *const core::ffi::c_void,
+        n: usize,
+    ) -> *mut core::ffi::c_void;
+    pub fn memmove(
+        dest: *mut core::ffi::c_void,
+        src: *const core::ffi::c_void,
+        n: usize,
+    ) -> *mut core::ffi::c_void;
+    pub fn memset(dest: *mut core::ffi::c_void, c: i32, n: usize) -> *mut core::ffi::c_void;
+    pub fn memcmp(a: *const core::ffi::c_void, b: *const core::ffi::c_void, n: usize) -> i32;
+    pub fn __chkstk();
+}
