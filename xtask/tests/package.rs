@@ -180,9 +180,22 @@ fn an_import_from_a_forbidden_dll_fails() {
 #[test]
 fn an_import_of_an_unknown_export_fails() {
     let Some(b) = built(Arch::Amd64) else { return };
+    // Rename the first name imported from ndis.sys by changing its last letter: same
+    // length, same module, a name no kernel exports.
+    let real = verify(Arch::Amd64, &b.sys, &b.pdb, &b.inf);
+    let (_, name) = real
+        .facts
+        .imports
+        .iter()
+        .find(|(m, _)| m == "ndis.sys")
+        .expect("an ndis.sys import");
+    let mut renamed = name.clone().into_bytes();
+    let last = renamed.len() - 1;
+    renamed[last] = if renamed[last] == b'Q' { b'Z' } else { b'Q' };
+    let renamed = String::from_utf8(renamed).unwrap();
     let mut sys = b.sys.clone();
-    let at = import_name_offset(&sys, "NdisGetVersion");
-    patch(&mut sys, at, b"NdisGetVersioX");
+    let at = import_name_offset(&sys, name);
+    patch(&mut sys, at, renamed.as_bytes());
     let report = verify(Arch::Amd64, &sys, &b.pdb, &b.inf);
     assert_eq!(
         failed(&report),
@@ -190,7 +203,7 @@ fn an_import_of_an_unknown_export_fails() {
         "{}",
         report.failure_text()
     );
-    assert_message_mentions(&report, "pe.imports.known", "ndis.sys!NdisGetVersioX");
+    assert_message_mentions(&report, "pe.imports.known", &format!("ndis.sys!{renamed}"));
 }
 
 #[test]
