@@ -254,6 +254,28 @@ pub fn verify_pe(arch: Arch, sys: &[u8], known: &KnownExports, report: &mut Repo
         format!("entry point 0x{entry:x} must lie in an executable section"),
     );
 
+    // Page-granular sections (the loader applies per-section protections) and no
+    // thread-local storage (a driver image has no TLS callbacks or slots).
+    let (sa, fa) = (oh.section_alignment(), oh.file_alignment());
+    report.check(
+        "pe.alignment",
+        sa == 0x1000 && (fa == 0x200 || fa == 0x1000),
+        format!("SectionAlignment 0x{sa:x} (expected 0x1000), FileAlignment 0x{fa:x} (expected 0x200 or 0x1000)"),
+    );
+    let tls = file
+        .data_directories()
+        .get(pe::IMAGE_DIRECTORY_ENTRY_TLS)
+        .is_some_and(|d| d.virtual_address.get(LE) != 0 || d.size.get(LE) != 0);
+    report.check(
+        "pe.no_tls",
+        !tls,
+        if tls {
+            "the image has a TLS directory (thread_local! or #[thread_local] in driver code)"
+        } else {
+            "no TLS directory"
+        },
+    );
+
     // Checksum: the kernel loader and code integrity expect a correct one.
     let stored = oh.check_sum();
     match pe_checksum(sys) {
@@ -535,7 +557,33 @@ pub fn verify_pdb(sys: &[u8], pdb_bytes: &[u8], report: &mut Report) {
         );
     }
 
-    let types = pdb.type_information().map(|t| t.len()).unwrap_or(0);
+    // Types: the count, and the one NDIS structure every build has (DriverEntry
+    // registers with it), so that `dt mdlpool!...` works in WinDbg.
+    let mut types = 0usize;
+    let mut has_chars = false;
+    match pdb.type_information() {
+        Ok(info) => {
+            types = info.len();
+            let mut iter = info.iter();
+            while let Ok(Some(t)) = iter.next() {
+                if let Ok(pdb::TypeData::Class(c)) = t.parse() {
+                    if c.name
+                        .to_string()
+                        .ends_with("NDIS_FILTER_DRIVER_CHARACTERISTICS")
+                    {
+                        has_chars = true;
+                        break;
+                    }
+                }
+            }
+        }
+        Err(e) => report.fail("pdb.types", format!("no type stream: {e}")),
+    }
+    report.check(
+        "pdb.types.ndis",
+        has_chars,
+        "the PDB must describe NDIS_FILTER_DRIVER_CHARACTERISTICS (full debug info)",
+    );
     report.facts.pdb_type_records = types;
     report.check(
         "pdb.types",

@@ -435,6 +435,24 @@ fn pe_header_rules_each_fail_on_their_own() {
     // Wrong machine for the architecture.
     assert!(failed(&verify(Arch::Arm64, &b.sys, &b.pdb, &b.inf)).contains("pe.machine"));
 
+    // A TLS directory (data directory 9, at optional header offset 112 + 9 * 8).
+    let mut sys = b.sys.clone();
+    let at = optional_header_field(&sys, 112 + 9 * 8);
+    patch(&mut sys, at, &[0x00, 0x10, 0, 0, 0x28, 0, 0, 0]);
+    assert_eq!(
+        failed(&verify(Arch::Amd64, &sys, &b.pdb, &b.inf)),
+        set(&["pe.no_tls"])
+    );
+
+    // Sections not page-aligned (SectionAlignment at offset 32).
+    let mut sys = b.sys.clone();
+    let at = optional_header_field(&sys, 32);
+    patch(&mut sys, at, &0x200u32.to_le_bytes());
+    assert_eq!(
+        failed(&verify(Arch::Amd64, &sys, &b.pdb, &b.inf)),
+        set(&["pe.alignment"])
+    );
+
     // A stale checksum.
     let mut sys = b.sys.clone();
     let at = optional_header_field(&sys, 64);
