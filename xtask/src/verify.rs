@@ -611,6 +611,13 @@ pub fn verify_inf(arch: Arch, text: &str, report: &mut Report) {
         Err(e) => return report.fail("inf.parse", format!("INF syntax: {e}")),
     };
     report.check("inf.parse", true, "INF syntax");
+    // Without a BOM Setup reads an INF in the system's ANSI code page: keep it ASCII.
+    let non_ascii: Vec<char> = text.chars().filter(|c| !c.is_ascii()).take(5).collect();
+    report.check(
+        "inf.ascii",
+        non_ascii.is_empty(),
+        format!("non-ASCII characters in the INF: {non_ascii:?}"),
+    );
     if text.contains("$ARCH$") {
         report.fail("inf.stamped", "the INF still contains $ARCH$ (not stamped)");
     }
