@@ -361,6 +361,11 @@ fn print_summary(built: &Built, report: &Report, dir: &Path, verbose: bool) {
         f.imports.len(),
         per_module.join(", ")
     );
+    println!(
+        "  exports      {} ({})",
+        f.exports.len(),
+        f.exports.join(", ")
+    );
     println!("  checks       {} passed, 0 failed", report.passed_count());
     if verbose {
         for (m, n) in &f.imports {
