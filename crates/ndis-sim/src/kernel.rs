@@ -1,0 +1,425 @@
+//! Virtual CPUs, IRQL, processor numbers, spin locks, bug checks and DbgPrintEx.
+//!
+//! A virtual CPU is an index `0..cpus`. Every host thread is bound to one (default 0; runner threads
+//! bind themselves with [`bind_thread_to_cpu`]) and has its own IRQL. Raising from below DISPATCH_LEVEL
+//! to DISPATCH_LEVEL or above takes the CPU's *dispatch ownership*, which only one thread can hold at a
+//! time: code at DISPATCH_LEVEL on CPU k therefore runs exclusively on CPU k, which is exactly the
+//! guarantee per-CPU data relies on in the kernel, while PASSIVE_LEVEL code on one CPU may interleave.
+//!
+//! This module owns the per-thread CPU/IRQL state and the spin-lock words' protocol; it calls no
+//! driver code.
+
+use crate::verifier::{self, rules};
+use ndis_sys::*;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most virtual CPUs a simulation can have.
+pub const MAX_CPUS: usize = 256;
+
+static CPU_COUNT: AtomicUsize = AtomicUsize::new(1);
+static CPUS_PER_GROUP: AtomicUsize = AtomicUsize::new(64);
+static DETERMINISTIC: AtomicBool = AtomicBool::new(false);
+static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
+static OWNERS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+
+thread_local! {
+    static CPU: Cell<usize> = const { Cell::new(0) };
+    static IRQL: Cell<KIRQL> = const { Cell::new(PASSIVE_LEVEL) };
+    static TOKEN: usize = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+}
+
+pub(crate) fn configure(cpus: usize, per_group: usize, deterministic: bool) {
+    assert!(
+        (1..=MAX_CPUS).contains(&cpus),
+        "cpus must be 1..={MAX_CPUS}"
+    );
+    assert!(
+        (1..=64).contains(&per_group),
+        "cpus_per_group must be 1..=64"
+    );
+    CPU_COUNT.store(cpus, Ordering::SeqCst);
+    CPUS_PER_GROUP.store(per_group, Ordering::SeqCst);
+    DETERMINISTIC.store(deterministic, Ordering::SeqCst);
+    for o in OWNERS.iter() {
+        o.store(0, Ordering::SeqCst);
+    }
+    CPU.with(|c| c.set(0));
+    IRQL.with(|i| i.set(PASSIVE_LEVEL));
+}
+
+/// Number of virtual CPUs of the running simulation.
+pub fn cpu_count() -> usize {
+    CPU_COUNT.load(Ordering::Relaxed)
+}
+
+/// The virtual CPU the calling thread runs on.
+pub fn current_cpu() -> usize {
+    CPU.with(|c| c.get())
+}
+
+/// The calling thread's current IRQL.
+pub fn current_irql() -> KIRQL {
+    IRQL.with(|i| i.get())
+}
+
+/// Binds the calling thread to virtual CPU `cpu`. The thread must be below DISPATCH_LEVEL (a thread
+/// at DISPATCH_LEVEL is pinned, as in the kernel).
+pub fn bind_thread_to_cpu(cpu: usize) {
+    assert!(
+        cpu < cpu_count(),
+        "virtual CPU {cpu} does not exist ({} configured)",
+        cpu_count()
+    );
+    assert!(
+        current_irql() < DISPATCH_LEVEL,
+        "cannot migrate a thread at DISPATCH_LEVEL"
+    );
+    CPU.with(|c| c.set(cpu));
+}
+
+fn token() -> usize {
+    TOKEN.with(|t| *t)
+}
+
+fn acquire_cpu(cpu: usize) {
+    let me = token();
+    let slot = &OWNERS[cpu];
+    let mut spins: u64 = 0;
+    let mut since: Option<Instant> = None;
+    loop {
+        match slot.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(owner) if owner == me => return,
+            Err(_) => {}
+        }
+        if DETERMINISTIC.load(Ordering::Relaxed) {
+            eprintln!("ndis-sim: virtual CPU {cpu} is held at DISPATCH_LEVEL by another thread in deterministic mode; aborting");
+            std::process::abort();
+        }
+        spins += 1;
+        if spins % 1024 == 0 {
+            // A diagnostic, not an assertion: a thread stuck this long means a lost lower.
+            let t = *since.get_or_insert_with(Instant::now);
+            if t.elapsed() > Duration::from_secs(120) {
+                eprintln!(
+                    "ndis-sim: virtual CPU {cpu} dispatch ownership never released; aborting"
+                );
+                std::process::abort();
+            }
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn release_cpu(cpu: usize) {
+    let _ = OWNERS[cpu].compare_exchange(token(), 0, Ordering::Release, Ordering::Relaxed);
+}
+
+/// Sets the calling thread's IRQL, taking or releasing its CPU's dispatch ownership on a crossing.
+pub fn set_irql(new: KIRQL) {
+    let old = current_irql();
+    let cpu = current_cpu();
+    if old < DISPATCH_LEVEL && new >= DISPATCH_LEVEL {
+        acquire_cpu(cpu);
+    } else if old >= DISPATCH_LEVEL && new < DISPATCH_LEVEL {
+        release_cpu(cpu);
+    }
+    IRQL.with(|i| i.set(new));
+}
+
+/// Runs `f` at `irql` (raising or lowering as needed) and restores the previous IRQL afterwards.
+pub fn at_irql<R>(irql: KIRQL, f: impl FnOnce() -> R) -> R {
+    let old = current_irql();
+    set_irql(irql);
+    let r = f();
+    set_irql(old);
+    r
+}
+
+/// Reports IRQL_TOO_HIGH when the caller's IRQL exceeds `max`; returns whether the IRQL was fine.
+pub(crate) fn check_irql(routine: &str, max: KIRQL, object: usize) -> bool {
+    let irql = current_irql();
+    if irql > max {
+        verifier::report(
+            rules::IRQL_TOO_HIGH,
+            object,
+            format!("{routine} called at IRQL {irql}, maximum {max}"),
+        );
+        false
+    } else {
+        true
+    }
+}
+
+/// Checks that a *_DISPATCH_LEVEL flag bit matches the caller's IRQL.
+pub(crate) fn check_dispatch_flag(routine: &str, flag_set: bool, object: usize) {
+    let irql = current_irql();
+    let at_dispatch = irql == DISPATCH_LEVEL;
+    if flag_set != at_dispatch {
+        verifier::report(
+            rules::DISPATCH_FLAG_MISMATCH,
+            object,
+            format!(
+                "{routine}: DISPATCH_LEVEL flag is {} but the caller runs at IRQL {irql}",
+                flag_set as u8
+            ),
+        );
+    }
+}
+
+fn lock_word<'a>(lock: *mut KSPIN_LOCK) -> &'a std::sync::atomic::AtomicUsize {
+    // SAFETY: a KSPIN_LOCK is a pointer-sized, pointer-aligned word that the driver gave us for the
+    // duration of the call and only ever touches through these routines.
+    unsafe { AtomicUsize::from_ptr(lock) }
+}
+
+fn spin_acquire(routine: &str, lock: *mut KSPIN_LOCK) {
+    let word = lock_word(lock);
+    let me = current_cpu() + 1;
+    if word.load(Ordering::Relaxed) == me {
+        verifier::report(
+            rules::SPIN_LOCK_MISUSE,
+            lock as usize,
+            format!("{routine}: spin lock already held by this CPU (recursive acquire deadlocks)"),
+        );
+        eprintln!("ndis-sim: recursive spin lock acquire at {lock:p} would deadlock; aborting");
+        std::process::abort();
+    }
+    while word
+        .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        if DETERMINISTIC.load(Ordering::Relaxed) {
+            eprintln!("ndis-sim: spin lock {lock:p} held by CPU {} in deterministic mode (lost release); aborting", word.load(Ordering::Relaxed).wrapping_sub(1));
+            std::process::abort();
+        }
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+}
+
+fn spin_release(routine: &str, lock: *mut KSPIN_LOCK) {
+    let word = lock_word(lock);
+    let me = current_cpu() + 1;
+    let held = word.load(Ordering::Relaxed);
+    if held != me {
+        verifier::report(
+            rules::SPIN_LOCK_MISUSE,
+            lock as usize,
+            format!(
+                "{routine}: released by CPU {} but held by {}",
+                me - 1,
+                held as isize - 1
+            ),
+        );
+        return;
+    }
+    word.store(0, Ordering::Release);
+}
+
+/// `KeBugCheckEx`: records a BUGCHECK finding, prints it and aborts the process (it cannot return).
+///
+/// # Safety
+/// None beyond the documented contract; it never returns.
+#[no_mangle]
+pub unsafe extern "system" fn KeBugCheckEx(
+    code: u32,
+    p1: ULONG_PTR,
+    p2: ULONG_PTR,
+    p3: ULONG_PTR,
+    p4: ULONG_PTR,
+) -> ! {
+    let msg = format!("KeBugCheckEx({code:#x}, {p1:#x}, {p2:#x}, {p3:#x}, {p4:#x})");
+    verifier::report(rules::BUGCHECK, p1, msg.clone());
+    eprintln!("ndis-sim: the driver bugchecked: {msg}; log so far:");
+    for l in verifier::log_lines().iter().rev().take(40).rev() {
+        eprintln!("  {l}");
+    }
+    std::process::abort();
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "win64" fn ke_bug_check_ex_win64(
+    code: u32,
+    p1: ULONG_PTR,
+    p2: ULONG_PTR,
+    p3: ULONG_PTR,
+    p4: ULONG_PTR,
+) -> ! {
+    // SAFETY: forwards the same arguments.
+    unsafe { KeBugCheckEx(code, p1, p2, p3, p4) }
+}
+
+/// Formats a DbgPrintEx message: the subset `%s %d %i %u %x %X %p %c %%` over the one argument that
+/// follows the format (the driver only ever uses `"%s"`).
+///
+/// # Safety
+/// `format` must be NUL-terminated; `%s` needs `arg` to be a NUL-terminated string.
+unsafe fn format_dbgprint(format: *const u8, arg: usize) -> String {
+    if format.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller guarantees a NUL-terminated format string.
+    let fmt = unsafe { std::ffi::CStr::from_ptr(format.cast()) }.to_bytes();
+    let mut out = String::new();
+    let mut used = false;
+    let mut i = 0;
+    while i < fmt.len() {
+        let c = fmt[i];
+        if c != b'%' || i + 1 >= fmt.len() {
+            out.push(c as char);
+            i += 1;
+            continue;
+        }
+        // Skip flags, width, precision and length modifiers.
+        let mut j = i + 1;
+        while j < fmt.len() && b"-+ #0123456789.lhIzL".contains(&fmt[j]) {
+            j += 1;
+        }
+        let conv = fmt.get(j).copied().unwrap_or(b'%');
+        let piece = match conv {
+            b'%' => "%".to_string(),
+            _ if used => format!("<arg?{}>", conv as char),
+            b's' => {
+                used = true;
+                if arg == 0 {
+                    "(null)".into()
+                } else {
+                    // SAFETY: "%s" takes a NUL-terminated string (the caller's guarantee).
+                    unsafe { std::ffi::CStr::from_ptr(arg as *const std::ffi::c_char) }
+                        .to_string_lossy()
+                        .into_owned()
+                }
+            }
+            b'd' | b'i' => {
+                used = true;
+                (arg as i32).to_string()
+            }
+            b'u' => {
+                used = true;
+                (arg as u32).to_string()
+            }
+            b'x' => {
+                used = true;
+                format!("{:x}", arg)
+            }
+            b'X' => {
+                used = true;
+                format!("{:X}", arg)
+            }
+            b'p' => {
+                used = true;
+                format!("{:016X}", arg)
+            }
+            b'c' => {
+                used = true;
+                ((arg as u8) as char).to_string()
+            }
+            other => format!("%{}", other as char),
+        };
+        out.push_str(&piece);
+        i = j + 1;
+    }
+    out
+}
+
+crate::sim_exports! {
+    module = "ntoskrnl.exe";
+
+    /// ndis-sys hook behind `KeGetCurrentIrql` on non-Windows hosts: the current virtual CPU's IRQL.
+    fn MdlpoolSimGetIrql() -> KIRQL {
+        current_irql()
+    }
+
+    /// ndis-sys hook behind `KeRaiseIrql`/`KeLowerIrql`: sets the current virtual CPU's IRQL.
+    fn MdlpoolSimSetIrql(new_irql: KIRQL) {
+        set_irql(new_irql)
+    }
+
+    /// `KeGetCurrentProcessorNumberEx`: the system-wide index of the current virtual CPU, and its
+    /// group-relative number. Any IRQL.
+    fn KeGetCurrentProcessorNumberEx(proc_number: *mut PROCESSOR_NUMBER) -> u32 {
+        let cpu = current_cpu();
+        if !proc_number.is_null() {
+            let per = CPUS_PER_GROUP.load(Ordering::Relaxed);
+            // SAFETY: the caller passes a writable PROCESSOR_NUMBER or NULL.
+            unsafe {
+                proc_number.write(PROCESSOR_NUMBER { Group: (cpu / per) as u16, Number: (cpu % per) as u8, Reserved: 0 })
+            };
+        }
+        cpu as u32
+    }
+
+    /// `KeQueryMaximumProcessorCountEx`: CPUs in `group`, or in all groups for ALL_PROCESSOR_GROUPS.
+    fn KeQueryMaximumProcessorCountEx(group: u16) -> u32 {
+        processors_in(group)
+    }
+
+    /// `KeQueryActiveProcessorCountEx`: every virtual CPU is active.
+    fn KeQueryActiveProcessorCountEx(group: u16) -> u32 {
+        processors_in(group)
+    }
+
+    /// `KeAcquireSpinLockRaiseToDpc`: IRQL <= DISPATCH_LEVEL; raises to DISPATCH_LEVEL.
+    fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL {
+        check_irql("KeAcquireSpinLockRaiseToDpc", DISPATCH_LEVEL, lock as usize);
+        let old = current_irql();
+        if old < DISPATCH_LEVEL {
+            set_irql(DISPATCH_LEVEL);
+        }
+        spin_acquire("KeAcquireSpinLockRaiseToDpc", lock);
+        old
+    }
+
+    /// `KeReleaseSpinLock`: DISPATCH_LEVEL; lowers to `new_irql`.
+    fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL) {
+        spin_release("KeReleaseSpinLock", lock);
+        set_irql(new_irql);
+    }
+
+    /// `KeAcquireSpinLockAtDpcLevel`: the caller must already be at DISPATCH_LEVEL.
+    fn KeAcquireSpinLockAtDpcLevel(lock: *mut KSPIN_LOCK) {
+        if current_irql() != DISPATCH_LEVEL {
+            verifier::report(rules::IRQL_TOO_HIGH, lock as usize,
+                format!("KeAcquireSpinLockAtDpcLevel at IRQL {} (must be DISPATCH_LEVEL)", current_irql()));
+        }
+        spin_acquire("KeAcquireSpinLockAtDpcLevel", lock);
+    }
+
+    /// `KeReleaseSpinLockFromDpcLevel`.
+    fn KeReleaseSpinLockFromDpcLevel(lock: *mut KSPIN_LOCK) {
+        spin_release("KeReleaseSpinLockFromDpcLevel", lock);
+    }
+
+    /// `DbgPrintEx`, defined with four fixed arguments (the driver passes `"%s"` and one string; a
+    /// variadic caller with that shape is ABI-compatible). The message goes to the per-test log.
+    fn DbgPrintEx(component: u32, level: u32, format: *const u8, arg: usize) -> u32 {
+        // SAFETY: the driver passes a NUL-terminated format and, for %s, a NUL-terminated string.
+        let text = unsafe { format_dbgprint(format, arg) };
+        verifier::log(format!("[dbg {component}/{level} cpu{}] {}", current_cpu(), text.trim_end_matches('\n')));
+        0
+    }
+}
+
+fn processors_in(group: u16) -> u32 {
+    let n = cpu_count();
+    if group == ALL_PROCESSOR_GROUPS {
+        return n as u32;
+    }
+    let per = CPUS_PER_GROUP.load(Ordering::Relaxed);
+    let start = group as usize * per;
+    n.saturating_sub(start).min(per) as u32
+}
+
+/// Adds the exports that the macro cannot express (diverging routines).
+pub(crate) fn register_extra_exports(table: &mut Vec<crate::abi::Export>) {
+    table.push(crate::abi::Export {
+        module: "ntoskrnl.exe",
+        name: "KeBugCheckEx",
+        #[cfg(target_arch = "x86_64")]
+        win64: ke_bug_check_ex_win64 as *const () as usize,
+        system: KeBugCheckEx as *const () as usize,
+    });
+}
