@@ -122,6 +122,9 @@ pub struct Finding {
     pub detail: String,
     /// Virtual CPU it was raised on.
     pub cpu: usize,
+    /// Where in a loaded driver image the offending call came from, when a site hook is installed
+    /// (sysrun names the image function through its PDB); `None` for a driver linked from source.
+    pub site: Option<String>,
 }
 
 impl fmt::Display for Finding {
@@ -130,8 +133,24 @@ impl fmt::Display for Finding {
             f,
             "{} object={:#x} cpu={}: {}",
             self.rule, self.object, self.cpu, self.detail
-        )
+        )?;
+        if let Some(site) = &self.site {
+            write!(f, " [at {site}]")?;
+        }
+        Ok(())
     }
+}
+
+/// Names the current call site in a loaded driver image (see [`set_site_hook`]).
+pub type SiteHook = fn() -> Option<String>;
+
+static SITE_HOOK: std::sync::OnceLock<SiteHook> = std::sync::OnceLock::new();
+
+/// Installs the hook [`Finding::site`] is filled from: called on the reporting thread while the
+/// finding is recorded. sysrun installs one that names the image function whose import call is
+/// running; the first hook installed stays.
+pub fn set_site_hook(hook: SiteHook) {
+    let _ = SITE_HOOK.set(hook);
 }
 
 #[derive(Default)]
@@ -155,6 +174,7 @@ pub(crate) fn report(rule: &'static str, object: usize, detail: impl Into<String
         object,
         detail: detail.into(),
         cpu: crate::kernel::current_cpu(),
+        site: SITE_HOOK.get().and_then(|h| h()),
     };
     let mut b = book();
     if b.echo {
