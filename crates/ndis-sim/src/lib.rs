@@ -53,6 +53,7 @@ pub mod mem;
 pub mod misc;
 pub mod nbl;
 pub mod stack;
+pub mod testkit;
 pub mod verifier;
 
 pub use abi::{exports, find_export, Abi, Export};

@@ -925,19 +925,12 @@ fn call_alloc_handler(
 
 fn call_free(handler: NET_BUFFER_FREE_MDL_HANDLER, abi: Abi, mdl: *mut MDL, nb: *mut NET_BUFFER) {
     let origin = mem::mdl_origin(mdl);
-    let by_handler = reg().retreat_mdls.get(&(mdl as usize)).copied();
     match handler {
         None => mem::default_free_mdl(mdl),
         Some(h) => {
             if origin.is_some() {
                 verifier::report(rules::FOREIGN_MDL_FREED, mdl as usize,
                     format!("advance with FreeMdl=TRUE hands NetFreeMdl an MDL it did not allocate ({origin:?}, NB {nb:p})"));
-            } else if by_handler.is_some_and(|a| a != 0 && a != h as usize) {
-                verifier::report(
-                    rules::FOREIGN_MDL_FREED,
-                    mdl as usize,
-                    "MDL freed by a different NetFreeMdl than the allocator's pair",
-                );
             }
             reg().retreat_mdls.remove(&(mdl as usize));
             let irql = current_irql();
