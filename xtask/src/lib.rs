@@ -7,9 +7,11 @@
 //! - [`inf`]: INF reading and stamping.
 //! - [`known`]: the allow-list of kernel exports.
 //! - [`names`]: the names the driver, the INF and the verifier share.
+//! - [`windbg_check`]: the NatVis and debugger script against the PDB; shipped in each package.
 
 pub mod inf;
 pub mod known;
 pub mod names;
 pub mod package;
 pub mod verify;
+pub mod windbg_check;
