@@ -422,4 +422,60 @@ pub(crate) fn register_extra_exports(table: &mut Vec<crate::abi::Export>) {
         win64: ke_bug_check_ex_win64 as *const () as usize,
         system: KeBugCheckEx as *const () as usize,
     });
+    crt::register(table);
+}
+
+/// The C runtime routines ntoskrnl exports (`memcpy`, `memmove`, `memset`, `memcmp`), which a driver
+/// image built with /NODEFAULTLIB imports for the compiler's block moves. They appear only in the
+/// export table, never as `#[no_mangle]` symbols: on the link seam the host C library provides them.
+mod crt {
+    macro_rules! both {
+        ($sys:ident, $w64:ident, ($($a:ident: $t:ty),*) -> $r:ty, $body:block) => {
+            unsafe extern "system" fn $sys($($a: $t),*) -> $r $body
+            #[cfg(target_arch = "x86_64")]
+            unsafe extern "win64" fn $w64($($a: $t),*) -> $r {
+                // SAFETY: the same contract as the system entry; only the convention differs.
+                unsafe { $sys($($a),*) }
+            }
+        };
+    }
+    both!(memcpy_sys, memcpy_w64, (d: *mut u8, s: *const u8, n: usize) -> *mut u8, {
+        // SAFETY: the caller guarantees `n` valid, non-overlapping bytes at both pointers.
+        unsafe { std::ptr::copy_nonoverlapping(s, d, n) };
+        d
+    });
+    both!(memmove_sys, memmove_w64, (d: *mut u8, s: *const u8, n: usize) -> *mut u8, {
+        // SAFETY: the caller guarantees `n` valid bytes at both pointers.
+        unsafe { std::ptr::copy(s, d, n) };
+        d
+    });
+    both!(memset_sys, memset_w64, (d: *mut u8, c: i32, n: usize) -> *mut u8, {
+        // SAFETY: the caller guarantees `n` writable bytes at `d`.
+        unsafe { std::ptr::write_bytes(d, c as u8, n) };
+        d
+    });
+    both!(memcmp_sys, memcmp_w64, (a: *const u8, b: *const u8, n: usize) -> i32, {
+        // SAFETY: the caller guarantees `n` readable bytes at both pointers.
+        let (x, y) = unsafe { (std::slice::from_raw_parts(a, n), std::slice::from_raw_parts(b, n)) };
+        x.iter().zip(y).find(|(p, q)| p != q).map_or(0, |(p, q)| *p as i32 - *q as i32)
+    });
+
+    macro_rules! row {
+        ($name:literal, $sys:ident, $w64:ident) => {
+            crate::abi::Export {
+                module: "ntoskrnl.exe",
+                name: $name,
+                #[cfg(target_arch = "x86_64")]
+                win64: $w64 as *const () as usize,
+                system: $sys as *const () as usize,
+            }
+        };
+    }
+
+    pub(super) fn register(table: &mut Vec<crate::abi::Export>) {
+        table.push(row!("memcpy", memcpy_sys, memcpy_w64));
+        table.push(row!("memmove", memmove_sys, memmove_w64));
+        table.push(row!("memset", memset_sys, memset_w64));
+        table.push(row!("memcmp", memcmp_sys, memcmp_w64));
+    }
 }
