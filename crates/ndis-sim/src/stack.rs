@@ -276,6 +276,11 @@ macro_rules! handler {
     }};
 }
 
+/// The per-frame digest the counters sum (order-independent, wrapping add).
+pub fn frame_digest(frame: &[u8]) -> u64 {
+    nbl::fnv(0xCBF2_9CE4_8422_2325, frame)
+}
+
 fn digest_add(d: u64, frame: &[u8]) -> u64 {
     d.wrapping_add(nbl::fnv(0xCBF2_9CE4_8422_2325, frame))
 }

@@ -1,0 +1,498 @@
+//! A plain pass-through NDIS 6 lightweight filter written only against ndis-sys (as a driver would
+//! be), with optional deliberate misbehaviours (`Bad`) that the verifier tests switch on one at a time.
+#![allow(dead_code, non_snake_case, clippy::missing_safety_doc)]
+
+use ndis_sys::*;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::SeqCst};
+
+/// Deliberate bugs (0 = a correct filter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Bad {
+    None = 0,
+    /// Sends down with NDIS_SEND_FLAGS_DISPATCH_LEVEL inverted.
+    WrongDispatchFlag,
+    /// Completes every send-complete twice.
+    CompleteTwice,
+    /// Writes the NBL's Scratch-adjacent Status... after passing it down.
+    TouchAfterSend,
+    /// Leaks a pool block at detach.
+    LeakPool,
+    /// Never calls NdisFSetAttributes.
+    NoSetAttributes,
+    /// Changes DataOffset of each sent NB (fast-path retreat, never advanced back).
+    NotRestored,
+    /// Calls NdisAllocateNetBufferListPool at... raises to HIGH_LEVEL around ExAllocatePool2.
+    HighIrqlAlloc,
+    /// Pends the pause and never completes it.
+    PauseNeverCompletes,
+    /// Returns RESOURCES receives with NdisFReturnNetBufferLists.
+    ReturnResources,
+    /// Keeps its NBL pool at detach.
+    LeakNblPool,
+    /// Indicates a receive while paused (originates one).
+    OriginateWhilePaused,
+    /// Completes the pause while holding a send from above.
+    PauseWithHeldSend,
+    /// Returns from FilterSend at DISPATCH_LEVEL when called at PASSIVE.
+    IrqlNotRestored,
+    /// Retreats with an allocator whose MDL ByteCount differs from *BufferSize.
+    ByteCountMismatch,
+    /// Retreats with an allocator that never calls MmBuildMdlForNonPagedPool.
+    UnbuiltMdl,
+}
+
+pub static BAD: AtomicU32 = AtomicU32::new(0);
+pub static LOADED_HANDLE: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
+pub static ATTACHES: AtomicUsize = AtomicUsize::new(0);
+pub static MODE_SEEN: AtomicU32 = AtomicU32::new(u32::MAX);
+
+fn bad() -> Bad {
+    // SAFETY: only values of Bad are stored.
+    unsafe { core::mem::transmute::<u32, Bad>(BAD.load(SeqCst)) }
+}
+
+pub fn set_bad(b: Bad) {
+    BAD.store(b as u32, SeqCst);
+}
+
+const TAG: u32 = u32::from_le_bytes(*b"LwfT");
+const RUNNING: u32 = 1;
+const PAUSING: u32 = 2;
+const PAUSED: u32 = 3;
+
+#[repr(C)]
+struct Module {
+    handle: NDIS_HANDLE,
+    state: AtomicU32,
+    outstanding_sends: AtomicUsize,
+    nbl_pool: NDIS_HANDLE,
+    held: AtomicPtr<NET_BUFFER_LIST>,
+}
+
+unsafe fn module<'a>(ctx: NDIS_HANDLE) -> &'a Module {
+    // SAFETY: NDIS passes back the context we gave NdisFSetAttributes.
+    unsafe { &*(ctx as *const Module) }
+}
+
+static FRIENDLY: &[u16] = utf16!("Test pass-through LWF");
+static UNIQUE: &[u16] = utf16!("{00000000-0000-0000-0000-00000000BEEF}");
+static SERVICE: &[u16] = utf16!("testlwf");
+
+pub unsafe extern "system" fn DriverEntry(
+    drv: *mut DRIVER_OBJECT,
+    _reg: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    // SAFETY: all-zero characteristics are valid (NULL handlers).
+    let mut c: NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
+    c.Header = NDIS_OBJECT_HEADER::new(
+        NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+        NDIS_FILTER_CHARACTERISTICS_REVISION_3,
+        NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_3,
+    );
+    c.MajorNdisVersion = 6;
+    c.MinorNdisVersion = 80;
+    c.MajorDriverVersion = 1;
+    c.FriendlyName = UNICODE_STRING::from_static(FRIENDLY);
+    c.UniqueName = UNICODE_STRING::from_static(UNIQUE);
+    c.ServiceName = UNICODE_STRING::from_static(SERVICE);
+    c.AttachHandler = Some(attach);
+    c.DetachHandler = Some(detach);
+    c.RestartHandler = Some(restart);
+    c.PauseHandler = Some(pause);
+    c.SendNetBufferListsHandler = Some(send);
+    c.SendNetBufferListsCompleteHandler = Some(send_complete);
+    c.ReceiveNetBufferListsHandler = Some(receive);
+    c.ReturnNetBufferListsHandler = Some(return_nbls);
+    c.StatusHandler = Some(status);
+    c.OidRequestHandler = Some(oid_request);
+    c.OidRequestCompleteHandler = Some(oid_complete);
+    c.NetPnPEventHandler = Some(pnp);
+    let mut h: NDIS_HANDLE = core::ptr::null_mut();
+    // SAFETY: valid characteristics and out pointer, PASSIVE_LEVEL.
+    let st = unsafe { NdisFRegisterFilterDriver(drv, drv as NDIS_HANDLE, &mut c, &mut h) };
+    if st != NDIS_STATUS_SUCCESS {
+        return st;
+    }
+    LOADED_HANDLE.store(h, SeqCst);
+    // SAFETY: the I/O manager's driver object.
+    unsafe { (*drv).DriverUnload = Some(unload) };
+    STATUS_SUCCESS
+}
+
+unsafe extern "system" fn unload(_drv: *mut DRIVER_OBJECT) {
+    // SAFETY: the handle registration gave us; PASSIVE_LEVEL.
+    unsafe { NdisFDeregisterFilterDriver(LOADED_HANDLE.swap(core::ptr::null_mut(), SeqCst)) };
+}
+
+unsafe extern "system" fn attach(
+    handle: NDIS_HANDLE,
+    _drv: NDIS_HANDLE,
+    params: *mut NDIS_FILTER_ATTACH_PARAMETERS,
+) -> NDIS_STATUS {
+    ATTACHES.fetch_add(1, SeqCst);
+    // SAFETY: NDIS's attach parameters.
+    if unsafe { (*params).MiniportMediaType } != NdisMedium802_3 {
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: PASSIVE_LEVEL allocation; checked for NULL.
+    let m = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, core::mem::size_of::<Module>(), TAG) }
+        as *mut Module;
+    if m.is_null() {
+        return NDIS_STATUS_RESOURCES;
+    }
+    // SAFETY: all-zero pool parameters are valid before filling them.
+    let mut pp: NET_BUFFER_LIST_POOL_PARAMETERS = unsafe { core::mem::zeroed() };
+    pp.Header = NDIS_OBJECT_HEADER::new(
+        NDIS_OBJECT_TYPE_DEFAULT,
+        NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+        NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+    );
+    pp.fAllocateNetBuffer = TRUE;
+    pp.PoolTag = TAG;
+    // SAFETY: valid parameters.
+    let pool = unsafe { NdisAllocateNetBufferListPool(handle, &mut pp) };
+    if pool.is_null() {
+        // SAFETY: our block.
+        unsafe { ExFreePoolWithTag(m as PVOID, TAG) };
+        return NDIS_STATUS_RESOURCES;
+    }
+    // SAFETY: fresh block of Module size.
+    unsafe {
+        m.write(Module {
+            handle,
+            state: AtomicU32::new(PAUSED),
+            outstanding_sends: AtomicUsize::new(0),
+            nbl_pool: pool,
+            held: AtomicPtr::new(core::ptr::null_mut()),
+        })
+    };
+    read_mode(handle);
+    if bad() != Bad::NoSetAttributes {
+        let mut a = NDIS_FILTER_ATTRIBUTES {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
+                NDIS_FILTER_ATTRIBUTES_REVISION_1,
+                NDIS_SIZEOF_FILTER_ATTRIBUTES_REVISION_1,
+            ),
+            Flags: 0,
+        };
+        // SAFETY: inside FilterAttach with valid attributes.
+        let st = unsafe { NdisFSetAttributes(handle, m as NDIS_HANDLE, &mut a) };
+        if st != NDIS_STATUS_SUCCESS {
+            return st;
+        }
+    }
+    NDIS_STATUS_SUCCESS
+}
+
+fn read_mode(handle: NDIS_HANDLE) {
+    let mut obj = NDIS_CONFIGURATION_OBJECT {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_CONFIGURATION_OBJECT,
+            NDIS_CONFIGURATION_OBJECT_REVISION_1,
+            NDIS_SIZEOF_CONFIGURATION_OBJECT_REVISION_1,
+        ),
+        NdisHandle: handle,
+        Flags: 0,
+    };
+    let mut ch: NDIS_HANDLE = core::ptr::null_mut();
+    // SAFETY: PASSIVE_LEVEL; valid object and out pointer.
+    if unsafe { NdisOpenConfigurationEx(&mut obj, &mut ch) } != NDIS_STATUS_SUCCESS {
+        return;
+    }
+    static KEY: &[u16] = utf16!("Mode");
+    let mut key = UNICODE_STRING::from_static(KEY);
+    let mut st = NDIS_STATUS_FAILURE;
+    let mut p: *mut NDIS_CONFIGURATION_PARAMETER = core::ptr::null_mut();
+    // SAFETY: open handle, valid out pointers.
+    unsafe {
+        NdisReadConfiguration(&mut st, &mut p, ch, &mut key, NdisParameterInteger);
+        if st == NDIS_STATUS_SUCCESS {
+            MODE_SEEN.store((*p).ParameterData.IntegerData, SeqCst);
+        }
+        NdisCloseConfiguration(ch);
+    }
+}
+
+unsafe extern "system" fn detach(ctx: NDIS_HANDLE) {
+    // SAFETY: our module.
+    let m = unsafe { module(ctx) };
+    if bad() != Bad::LeakNblPool {
+        // SAFETY: our pool, no NBLs out.
+        unsafe { NdisFreeNetBufferListPool(m.nbl_pool) };
+    }
+    if bad() == Bad::LeakPool {
+        // SAFETY: a plain allocation, deliberately never freed.
+        unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, 100, TAG) };
+    }
+    // SAFETY: our block; nothing references it after detach.
+    unsafe { ExFreePoolWithTag(ctx, TAG) };
+}
+
+unsafe extern "system" fn restart(
+    ctx: NDIS_HANDLE,
+    _p: *mut NDIS_FILTER_RESTART_PARAMETERS,
+) -> NDIS_STATUS {
+    // SAFETY: our module.
+    unsafe { module(ctx) }.state.store(RUNNING, SeqCst);
+    NDIS_STATUS_SUCCESS
+}
+
+unsafe extern "system" fn pause(
+    ctx: NDIS_HANDLE,
+    _p: *mut NDIS_FILTER_PAUSE_PARAMETERS,
+) -> NDIS_STATUS {
+    // SAFETY: our module.
+    let m = unsafe { module(ctx) };
+    m.state.store(PAUSING, SeqCst);
+    if bad() == Bad::PauseNeverCompletes {
+        return NDIS_STATUS_PENDING;
+    }
+    if bad() == Bad::OriginateWhilePaused {
+        // SAFETY: a pool NBL with no data, indicated (wrongly) while pausing.
+        unsafe {
+            let nbl = NdisAllocateNetBufferList(m.nbl_pool, 0, 0);
+            (*nbl).SourceHandle = m.handle;
+            NdisFIndicateReceiveNetBufferLists(m.handle, nbl, 0, 1, NDIS_RECEIVE_FLAGS_RESOURCES);
+            NdisFreeNetBufferList(nbl);
+        }
+    }
+    if m.outstanding_sends.load(SeqCst) == 0 || bad() == Bad::PauseWithHeldSend {
+        m.state.store(PAUSED, SeqCst);
+        return NDIS_STATUS_SUCCESS;
+    }
+    NDIS_STATUS_PENDING
+}
+
+unsafe extern "system" fn bad_alloc(size: *mut u32) -> *mut MDL {
+    // SAFETY: NDIS's in/out size; a nonpaged block holding MDL + data.
+    unsafe {
+        let sz = *size;
+        let hdr = (MmSizeOfMdl(0xFFF as *const _, sz as usize) + 7) & !7;
+        let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, hdr + sz as usize + 8, TAG) as *mut u8;
+        let mdl = p as *mut MDL;
+        let len = if bad() == Bad::ByteCountMismatch {
+            sz + 8
+        } else {
+            sz
+        };
+        MmInitializeMdl(mdl, p.add(hdr) as PVOID, len as usize);
+        if bad() != Bad::UnbuiltMdl {
+            MmBuildMdlForNonPagedPool(mdl);
+        }
+        mdl
+    }
+}
+
+unsafe extern "system" fn bad_free(mdl: *mut MDL) {
+    // SAFETY: an MDL bad_alloc made.
+    unsafe { ExFreePoolWithTag(mdl as PVOID, TAG) };
+}
+
+unsafe extern "system" fn send(
+    ctx: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    port: NDIS_PORT_NUMBER,
+    flags: u32,
+) {
+    // SAFETY: our module.
+    let m = unsafe { module(ctx) };
+    let dispatch = NDIS_TEST_SEND_AT_DISPATCH_LEVEL(flags);
+    if m.state.load(SeqCst) != RUNNING {
+        let mut n = nbls;
+        while !n.is_null() {
+            // SAFETY: NBLs NDIS handed us.
+            unsafe {
+                (*n).Status = NDIS_STATUS_PAUSED;
+                n = (*n).Next;
+            }
+        }
+        let f = if dispatch {
+            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
+        } else {
+            0
+        };
+        // SAFETY: completing what we were given.
+        unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, f) };
+        return;
+    }
+    let mut count = 0;
+    let mut n = nbls;
+    while !n.is_null() {
+        count += 1;
+        // SAFETY: NBLs we own until passed down.
+        unsafe {
+            match bad() {
+                Bad::NotRestored => {
+                    let nb = (*n).FirstNetBuffer;
+                    let _ = NdisRetreatNetBufferDataStart(nb, 0, 0, None);
+                    (*nb).DataOffset += 0;
+                    (*n).NetBufferListInfo[info::NetBufferListHashValue] = 7 as PVOID;
+                }
+                Bad::HighIrqlAlloc => {
+                    let old = KeRaiseIrql(HIGH_LEVEL);
+                    let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, TAG);
+                    KeLowerIrql(old);
+                    ExFreePoolWithTag(p, TAG);
+                }
+                Bad::ByteCountMismatch | Bad::UnbuiltMdl => {
+                    let nb = (*n).FirstNetBuffer;
+                    let d = (*nb).DataOffset + 14;
+                    if NdisRetreatNetBufferDataStart(nb, d, 0, Some(bad_alloc))
+                        == NDIS_STATUS_SUCCESS
+                    {
+                        NdisAdvanceNetBufferDataStart(nb, d, TRUE, Some(bad_free));
+                    }
+                }
+                _ => {}
+            }
+            n = (*n).Next;
+        }
+    }
+    m.outstanding_sends.fetch_add(count, SeqCst);
+    if bad() == Bad::PauseWithHeldSend {
+        // Keep the first NBL, pass the rest.
+        // SAFETY: our chain.
+        unsafe {
+            let rest = (*nbls).Next;
+            (*nbls).Next = core::ptr::null_mut();
+            m.held.store(nbls, SeqCst);
+            m.outstanding_sends.fetch_sub(1, SeqCst);
+            if !rest.is_null() {
+                NdisFSendNetBufferLists(m.handle, rest, port, flags);
+            }
+        }
+        return;
+    }
+    let f = if bad() == Bad::WrongDispatchFlag {
+        flags ^ NDIS_SEND_FLAGS_DISPATCH_LEVEL
+    } else {
+        flags
+    };
+    // SAFETY: passing the chain down.
+    unsafe { NdisFSendNetBufferLists(m.handle, nbls, port, f) };
+    if bad() == Bad::TouchAfterSend {
+        // SAFETY (deliberately wrong): writing an NBL after giving it away.
+        unsafe { (*nbls).NetBufferListInfo[info::NetBufferListHashValue] = 0x55 as PVOID };
+    }
+    if bad() == Bad::IrqlNotRestored && !dispatch {
+        let _ = KeRaiseIrql(DISPATCH_LEVEL);
+    }
+}
+
+unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
+    // SAFETY: our module.
+    let m = unsafe { module(ctx) };
+    let mut count = 0;
+    let mut n = nbls;
+    while !n.is_null() {
+        count += 1;
+        // SAFETY: NBLs returned to us.
+        unsafe {
+            if bad() == Bad::NotRestored {
+                let nb = (*n).FirstNetBuffer;
+                (*n).NetBufferListInfo[info::NetBufferListHashValue] = core::ptr::null_mut();
+                let _ = nb;
+            }
+            n = (*n).Next;
+        }
+    }
+    let first = nbls;
+    // SAFETY: completing the sends we were given.
+    unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, flags) };
+    if bad() == Bad::CompleteTwice {
+        // SAFETY (deliberately wrong): completing the first NBL again.
+        unsafe { NdisFSendNetBufferListsComplete(m.handle, first, flags) };
+    }
+    if m.outstanding_sends.fetch_sub(count, SeqCst) == count && m.state.load(SeqCst) == PAUSING {
+        m.state.store(PAUSED, SeqCst);
+        // SAFETY: our pended pause.
+        unsafe { NdisFPauseComplete(m.handle) };
+    }
+}
+
+unsafe extern "system" fn receive(
+    ctx: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    port: NDIS_PORT_NUMBER,
+    count: u32,
+    flags: u32,
+) {
+    // SAFETY: our module.
+    let m = unsafe { module(ctx) };
+    if m.state.load(SeqCst) != RUNNING {
+        if NDIS_TEST_RECEIVE_CAN_PEND(flags) {
+            let f = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(flags) {
+                NDIS_RETURN_FLAGS_DISPATCH_LEVEL
+            } else {
+                0
+            };
+            // SAFETY: returning what we were given.
+            unsafe { NdisFReturnNetBufferLists(m.handle, nbls, f) };
+        }
+        return;
+    }
+    // SAFETY: passing up what we were given.
+    unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, nbls, port, count, flags) };
+    if bad() == Bad::ReturnResources && NDIS_TEST_RECEIVE_CANNOT_PEND(flags) {
+        let f = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(flags) {
+            NDIS_RETURN_FLAGS_DISPATCH_LEVEL
+        } else {
+            0
+        };
+        // SAFETY (deliberately wrong): RESOURCES NBLs must not be returned.
+        unsafe { NdisFReturnNetBufferLists(m.handle, nbls, f) };
+    }
+}
+
+unsafe extern "system" fn return_nbls(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
+    // SAFETY: our module; returning what came back.
+    unsafe { NdisFReturnNetBufferLists(module(ctx).handle, nbls, flags) };
+}
+
+unsafe extern "system" fn status(ctx: NDIS_HANDLE, ind: *mut NDIS_STATUS_INDICATION) {
+    // SAFETY: passing the indication up.
+    unsafe { NdisFIndicateStatus(module(ctx).handle, ind) };
+}
+
+unsafe extern "system" fn pnp(
+    ctx: NDIS_HANDLE,
+    ev: *mut NET_PNP_EVENT_NOTIFICATION,
+) -> NDIS_STATUS {
+    // SAFETY: passing the event down.
+    unsafe { NdisFNetPnPEvent(module(ctx).handle, ev) }
+}
+
+unsafe extern "system" fn oid_request(ctx: NDIS_HANDLE, req: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
+    // SAFETY: our module; the sample's clone-and-forward.
+    unsafe {
+        let m = module(ctx);
+        let mut clone: *mut NDIS_OID_REQUEST = core::ptr::null_mut();
+        let st = NdisAllocateCloneOidRequest(m.handle, req, TAG, &mut clone);
+        if st != NDIS_STATUS_SUCCESS {
+            return st;
+        }
+        (*clone).SourceReserved[0] = req as PVOID;
+        let st = NdisFOidRequest(m.handle, clone);
+        if st != NDIS_STATUS_PENDING {
+            oid_complete(ctx, clone, st);
+        }
+        NDIS_STATUS_PENDING
+    }
+}
+
+unsafe extern "system" fn oid_complete(
+    ctx: NDIS_HANDLE,
+    clone: *mut NDIS_OID_REQUEST,
+    status: NDIS_STATUS,
+) {
+    // SAFETY: our clone, whose SourceReserved[0] is the original.
+    unsafe {
+        let m = module(ctx);
+        let orig = (*clone).SourceReserved[0] as *mut NDIS_OID_REQUEST;
+        (*orig).DATA = (*clone).DATA;
+        NdisFreeCloneOidRequest(m.handle, clone);
+        NdisFOidRequestComplete(m.handle, orig, status);
+    }
+}
