@@ -15,6 +15,8 @@ extern crate std;
 pub mod driver;
 pub mod filter;
 pub mod names;
+pub mod nb;
+pub mod transform;
 
 pub use driver::{DriverEntry, DriverUnload};
 

@@ -1,0 +1,634 @@
+//! NET_BUFFER / MDL chain access for the data path: a cursor that reads and writes N bytes at (or at an
+//! offset from) the data start across any MDL chain, the retreat record, the retreat itself, and the
+//! exact restore (DESIGN §5, ndis-contract.md §2.3).
+//!
+//! Owns: every byte the filter reads or writes in a frame (all of it goes through [`read_at`] /
+//! [`write_at`], because retreated headers are not contiguous in general: after an allocating retreat
+//! with `DataOffset > 0` they are the tail of the new MDL plus the old chain's unused bytes, and even a
+//! fast-path retreat can straddle MDLs), and every retreat/advance the filter makes.
+//! Must not: decide *what* to write (that is `transform/`), or touch NBL-level state (`filter/`).
+//!
+//! ## Restore
+//! Before a retreat the caller captures a [`RetreatRecord`] of the five fields NDIS may change
+//! (`MdlChain`, `DataOffset`, `DataLength`, `CurrentMdl`, `CurrentMdlOffset`). [`restore`] puts all five
+//! back exactly. If the retreat prepended an MDL (the chain head differs from the recorded one), that MDL
+//! must go back to the allocator that produced it:
+//! - `NdisAdvanceNetBufferDataStart(FreeMdl = TRUE, handler)` frees *every* leading MDL that lies wholly
+//!   in unused space, whoever allocated it. It is used only when the recorded head MDL still holds the
+//!   recorded data start (`ByteCount > DataOffset`, or it is the NB's inline MDL, which NDIS never
+//!   frees), i.e. when the only MDL it can free is the one the retreat inserted ([`Restore::Advanced`]).
+//! - Otherwise (the caller's chain began with a fully unused MDL) the filter advances with
+//!   `FreeMdl = FALSE`, unlinks the inserted MDL by hand and frees it itself ([`Restore::Unlinked`]).
+//!
+//! IRQL: every routine here runs at IRQL <= DISPATCH_LEVEL (that of the NB/MDL routines it calls); none
+//! blocks or allocates except through the MDL handler it is given.
+
+use core::ptr;
+use ndis_sys::*;
+
+/// Why an access or a restore could not be done. Never a panic: the data path turns these into counted
+/// drops or failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NbError {
+    /// The NB has fewer data bytes than the access needs.
+    TooShort,
+    /// The MDL chain ended (or an MDL is not mapped: neither MAPPED_TO_SYSTEM_VA nor
+    /// SOURCE_IS_NONPAGED_POOL) before the access was done.
+    Unmapped,
+    /// The NB no longer looks like the retreat left it (a lower driver broke the contract); nothing was
+    /// changed.
+    Inconsistent,
+}
+
+/// Walks from `(mdl, off)` (the NB's `CurrentMdl` / `CurrentMdlOffset`) forward by `skip` bytes and then
+/// calls `f(ptr, len, done)` for each contiguous piece of the next `len` bytes.
+///
+/// # Safety
+/// `mdl` must start a valid MDL chain whose MDLs describe mapped memory valid for the NB's data.
+unsafe fn for_each_piece(
+    mut mdl: *mut MDL,
+    mut off: u32,
+    skip: u32,
+    len: usize,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) -> Result<(), NbError> {
+    let mut skip = skip as u64 + off as u64;
+    off = 0;
+    let mut done = 0usize;
+    while done < len {
+        if mdl.is_null() {
+            return Err(NbError::Unmapped);
+        }
+        // SAFETY: `mdl` is a live MDL of the chain (caller contract).
+        let count = unsafe { (*mdl).ByteCount } as u64;
+        if skip >= count {
+            skip -= count;
+            // SAFETY: as above.
+            mdl = unsafe { (*mdl).Next };
+            continue;
+        }
+        // SAFETY: as above.
+        let va = unsafe { MdlMappedSystemVa(mdl) } as *mut u8;
+        if va.is_null() {
+            return Err(NbError::Unmapped);
+        }
+        let start = skip as usize + off as usize;
+        let n = core::cmp::min(len - done, (count - skip) as usize);
+        // `start + n <= ByteCount`, so the piece lies inside the MDL's buffer.
+        f(va.wrapping_add(start), n, done);
+        done += n;
+        skip = 0;
+        // SAFETY: as above.
+        mdl = unsafe { (*mdl).Next };
+    }
+    Ok(())
+}
+
+/// Copies `buf.len()` bytes starting `offset` bytes after the NB's data start into `buf`.
+/// IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller, whose MDLs describe mapped, live memory.
+pub unsafe fn read_at(nb: *const NET_BUFFER, offset: u32, buf: &mut [u8]) -> Result<(), NbError> {
+    // SAFETY: the caller guarantees a valid NB.
+    let (mdl, off, len) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset, (*nb).DataLength()) };
+    if (offset as u64) + buf.len() as u64 > len as u64 {
+        return Err(NbError::TooShort);
+    }
+    let dst = buf.as_mut_ptr();
+    // SAFETY: the chain is the caller's valid NB chain; each piece lies inside one MDL's buffer and
+    // `done + n <= buf.len()`, so the copy stays inside both.
+    unsafe {
+        for_each_piece(mdl, off, offset, buf.len(), |p, n, done| {
+            ptr::copy_nonoverlapping(p as *const u8, dst.add(done), n)
+        })
+    }
+}
+
+/// Copies `data` into the NB starting `offset` bytes after its data start. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// As [`read_at`]; the bytes written must be the caller's to write (data it owns or retreated space).
+pub unsafe fn write_at(nb: *const NET_BUFFER, offset: u32, data: &[u8]) -> Result<(), NbError> {
+    // SAFETY: the caller guarantees a valid NB.
+    let (mdl, off, len) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset, (*nb).DataLength()) };
+    if (offset as u64) + data.len() as u64 > len as u64 {
+        return Err(NbError::TooShort);
+    }
+    let src = data.as_ptr();
+    // SAFETY: as in `read_at`; the caller owns the bytes written.
+    unsafe {
+        for_each_piece(mdl, off, offset, data.len(), |p, n, done| {
+            ptr::copy_nonoverlapping(src.add(done), p, n)
+        })
+    }
+}
+
+/// Calls `f(byte_index, byte)` for `len` bytes starting `offset` bytes after the data start, and
+/// returns `Ok(true)` if `f` returned true for every byte. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// As [`read_at`].
+pub unsafe fn check_at(
+    nb: *const NET_BUFFER,
+    offset: u32,
+    len: usize,
+    mut f: impl FnMut(usize, u8) -> bool,
+) -> Result<bool, NbError> {
+    // SAFETY: the caller guarantees a valid NB.
+    let (mdl, off, dl) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset, (*nb).DataLength()) };
+    if (offset as u64) + len as u64 > dl as u64 {
+        return Err(NbError::TooShort);
+    }
+    let mut ok = true;
+    // SAFETY: as in `read_at`; each piece is read only.
+    unsafe {
+        for_each_piece(mdl, off, offset, len, |p, n, done| {
+            for i in 0..n {
+                ok &= f(done + i, *p.add(i));
+            }
+        })?;
+    }
+    Ok(ok)
+}
+
+/// Fills `len` bytes starting `offset` bytes after the data start with `f(byte_index)`.
+/// IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// As [`write_at`].
+pub unsafe fn fill_at(
+    nb: *const NET_BUFFER,
+    offset: u32,
+    len: usize,
+    mut f: impl FnMut(usize) -> u8,
+) -> Result<(), NbError> {
+    // SAFETY: the caller guarantees a valid NB.
+    let (mdl, off, dl) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset, (*nb).DataLength()) };
+    if (offset as u64) + len as u64 > dl as u64 {
+        return Err(NbError::TooShort);
+    }
+    // SAFETY: as in `write_at`.
+    unsafe {
+        for_each_piece(mdl, off, offset, len, |p, n, done| {
+            for i in 0..n {
+                *p.add(i) = f(done + i);
+            }
+        })
+    }
+}
+
+/// The five NET_BUFFER fields a retreat/advance can change, captured before the retreat and put back
+/// exactly by [`restore`]. 32 bytes, pointer-aligned (it lives in the NBL context area).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetreatRecord {
+    pub mdl_chain: *mut MDL,
+    pub current_mdl: *mut MDL,
+    pub current_mdl_offset: u32,
+    pub data_length: u32,
+    pub data_offset: u32,
+    /// Bytes the data start currently lies *before* the recorded one (what [`restore`] must advance):
+    /// the retreat delta, minus what the transform already advanced back.
+    pub outstanding: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RetreatRecord>() == 32);
+
+impl RetreatRecord {
+    /// Captures the five fields of `nb`. Any IRQL.
+    ///
+    /// # Safety
+    /// `nb` must be a valid NET_BUFFER.
+    #[inline]
+    pub unsafe fn capture(nb: *const NET_BUFFER) -> Self {
+        // SAFETY: the caller guarantees a valid NB.
+        unsafe {
+            Self {
+                mdl_chain: (*nb).MdlChain,
+                current_mdl: (*nb).CurrentMdl,
+                current_mdl_offset: (*nb).CurrentMdlOffset,
+                data_length: (*nb).DataLength(),
+                data_offset: (*nb).DataOffset,
+                outstanding: 0,
+            }
+        }
+    }
+
+    /// Writes the five fields back. Any IRQL.
+    ///
+    /// # Safety
+    /// `nb` must be a valid NET_BUFFER owned by the caller.
+    #[inline]
+    pub unsafe fn apply(&self, nb: *mut NET_BUFFER) {
+        // SAFETY: the caller guarantees a valid, owned NB.
+        unsafe {
+            (*nb).MdlChain = self.mdl_chain;
+            (*nb).CurrentMdl = self.current_mdl;
+            (*nb).CurrentMdlOffset = self.current_mdl_offset;
+            (*nb).SetDataLength(self.data_length);
+            (*nb).DataOffset = self.data_offset;
+        }
+    }
+
+    /// Whether `nb`'s five fields equal the record. Any IRQL.
+    ///
+    /// # Safety
+    /// `nb` must be a valid NET_BUFFER.
+    #[inline]
+    pub unsafe fn matches(&self, nb: *const NET_BUFFER) -> bool {
+        // SAFETY: the caller guarantees a valid NB.
+        let now = unsafe { Self::capture(nb) };
+        now.mdl_chain == self.mdl_chain
+            && now.current_mdl == self.current_mdl
+            && now.current_mdl_offset == self.current_mdl_offset
+            && now.data_length == self.data_length
+            && now.data_offset == self.data_offset
+    }
+}
+
+/// The MDL handler pair given to retreat/advance. `None`/`None` is NDIS's default allocator (used only
+/// by the data-path benchmark as the baseline).
+#[derive(Clone, Copy)]
+pub struct MdlHandlers {
+    pub allocate: NET_BUFFER_ALLOCATE_MDL_HANDLER,
+    pub free: NET_BUFFER_FREE_MDL_HANDLER,
+}
+
+impl MdlHandlers {
+    /// NDIS's own allocator (NULL handlers): `ndisAllocateMdlInternal` / `ExFreePool`.
+    pub const NDIS_DEFAULT: Self = Self {
+        allocate: None,
+        free: None,
+    };
+
+    /// Frees an MDL this pair allocated, outside an advance (the manual unlink). IRQL <= DISPATCH_LEVEL.
+    ///
+    /// # Safety
+    /// `mdl` must have been produced by this pair's allocator and be unlinked from every chain.
+    unsafe fn free_unlinked(&self, mdl: *mut MDL) {
+        match self.free {
+            // SAFETY: the handler frees exactly the MDLs its allocator produced (caller contract).
+            Some(free) => unsafe { free(mdl) },
+            // NDIS's default allocator puts the MDL and its data in one ExAllocatePool2 block and its
+            // default free is ExFreePool on the MDL (ndis-contract.md §5). Our retreats never leave an
+            // MDL mapped with MDL_PARTIAL_HAS_BEEN_MAPPED, so no unmap is needed first.
+            // SAFETY: `mdl` is the start of that block (caller contract).
+            None => unsafe { ExFreePool(mdl as PVOID) },
+        }
+    }
+}
+
+/// How a retreat was satisfied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retreated {
+    /// From the NB's unused space (`DataOffset >= delta`): no MDL was allocated.
+    InPlace,
+    /// NDIS called the allocator and prepended the new MDL.
+    Allocated,
+}
+
+/// `NdisRetreatNetBufferDataStart(nb, delta, backfill, handlers.allocate)` and, on success,
+/// `rec.outstanding += delta`. On failure (NDIS_STATUS_RESOURCES: the allocator returned NULL) the NB is
+/// untouched. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller; `rec` must have been captured from it before its
+/// first retreat.
+pub unsafe fn retreat(
+    nb: *mut NET_BUFFER,
+    rec: &mut RetreatRecord,
+    delta: u32,
+    backfill: u32,
+    handlers: MdlHandlers,
+) -> Result<Retreated, NDIS_STATUS> {
+    // SAFETY: the caller guarantees a valid NB.
+    let before = unsafe { (*nb).MdlChain };
+    // SAFETY: valid, owned NB; the handler (or NDIS's default) runs at the caller's IRQL <= DISPATCH.
+    let status = unsafe { NdisRetreatNetBufferDataStart(nb, delta, backfill, handlers.allocate) };
+    if status != NDIS_STATUS_SUCCESS {
+        return Err(status);
+    }
+    rec.outstanding = rec.outstanding.wrapping_add(delta);
+    // SAFETY: as above.
+    if unsafe { (*nb).MdlChain } == before {
+        Ok(Retreated::InPlace)
+    } else {
+        Ok(Retreated::Allocated)
+    }
+}
+
+/// `NdisAdvanceNetBufferDataStart(nb, delta, FreeMdl = FALSE)` and `rec.outstanding -= delta`: moves the
+/// data start forward again without freeing anything (the exercise transform keeps its block in the
+/// chain as unused space this way). IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller with at least `delta` data bytes, and
+/// `delta <= rec.outstanding`.
+pub unsafe fn advance_keep(nb: *mut NET_BUFFER, rec: &mut RetreatRecord, delta: u32) {
+    // SAFETY: valid, owned NB with enough data (caller contract).
+    unsafe { NdisAdvanceNetBufferDataStart(nb, delta, FALSE, None) };
+    rec.outstanding = rec.outstanding.wrapping_sub(delta);
+}
+
+/// How [`restore`] gave back the retreat's MDL, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restore {
+    /// The retreat allocated nothing; only the fields were put back.
+    NoMdl,
+    /// `Advance(FreeMdl = TRUE, handler)` freed exactly the retreat's MDL.
+    Advanced,
+    /// The caller's chain began with a wholly unused MDL that a FreeMdl advance would also have freed;
+    /// advanced with FreeMdl = FALSE, unlinked and freed the retreat's MDL by hand.
+    Unlinked,
+}
+
+/// Whether `NdisAdvanceNetBufferDataStart(FreeMdl = TRUE)` back to `rec` would free nothing but the MDL
+/// the retreat prepended: the recorded head MDL must still hold the recorded data start, or be the NB's
+/// inline MDL (which NDIS never frees), or be absent. Pure; any IRQL.
+///
+/// # Safety
+/// `nb` and `rec.mdl_chain` (if not NULL) must be valid.
+pub unsafe fn free_advance_is_safe(nb: *const NET_BUFFER, rec: &RetreatRecord) -> bool {
+    let head = rec.mdl_chain;
+    if head.is_null() {
+        return true;
+    }
+    // NDIS skips an MDL placed inline right after the NET_BUFFER (`MdlChain == &nb[1]`).
+    if head as usize == nb.wrapping_add(1) as usize {
+        return true;
+    }
+    // SAFETY: the caller guarantees the recorded head is a valid MDL.
+    unsafe { (*head).ByteCount > rec.data_offset }
+}
+
+/// Puts the NB back exactly as `rec` recorded it and frees the MDL the retreat inserted (if any) with
+/// the handler pair that allocated it; see the module docs for which way. On
+/// `Err(NbError::Inconsistent)` (the NB does not look like the retreat left it) nothing is changed and
+/// nothing is freed. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller, on which the filter made the retreats recorded in
+/// `rec` with `handlers`, and which every lower driver has given back as it received it.
+pub unsafe fn restore(
+    nb: *mut NET_BUFFER,
+    rec: &RetreatRecord,
+    handlers: MdlHandlers,
+) -> Result<Restore, NbError> {
+    // SAFETY: the caller guarantees a valid NB.
+    let (head, data_offset, data_length) =
+        unsafe { ((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()) };
+    let delta = rec.outstanding;
+    // Consistency: the data start lies `outstanding` bytes before the recorded one.
+    if data_length.wrapping_sub(delta) != rec.data_length || data_length < delta {
+        return Err(NbError::Inconsistent);
+    }
+    if head == rec.mdl_chain {
+        if data_offset.wrapping_add(delta) != rec.data_offset {
+            return Err(NbError::Inconsistent);
+        }
+        if delta != 0 {
+            // SAFETY: valid, owned NB with `delta` bytes more than recorded.
+            unsafe { NdisAdvanceNetBufferDataStart(nb, delta, FALSE, None) };
+        }
+        // SAFETY: valid, owned NB.
+        unsafe { rec.apply(nb) };
+        return Ok(Restore::NoMdl);
+    }
+    // The retreat prepended exactly one MDL: `head`, followed by the recorded chain, and after the
+    // advance the whole of it lies in unused space.
+    if head.is_null() {
+        return Err(NbError::Inconsistent);
+    }
+    // SAFETY: `head` is the NB's live chain head.
+    let (next, count) = unsafe { ((*head).Next, (*head).ByteCount) };
+    if next != rec.mdl_chain
+        || (data_offset as u64 + delta as u64) != count as u64 + rec.data_offset as u64
+    {
+        return Err(NbError::Inconsistent);
+    }
+    // SAFETY: the recorded head is still linked behind `head`, hence valid.
+    if handlers.free.is_some() == handlers.allocate.is_some()
+        && unsafe { free_advance_is_safe(nb, rec) }
+    {
+        // SAFETY: valid, owned NB; the only leading MDL wholly in unused space after this advance is
+        // `head`, which `handlers` allocated, so the free handler receives only its own MDL.
+        unsafe { NdisAdvanceNetBufferDataStart(nb, delta, TRUE, handlers.free) };
+        // The advance left MdlChain/DataOffset/DataLength as recorded and normalised CurrentMdl;
+        // put back the caller's exact CurrentMdl/CurrentMdlOffset too.
+        // SAFETY: valid, owned NB.
+        unsafe { rec.apply(nb) };
+        Ok(Restore::Advanced)
+    } else {
+        if delta != 0 {
+            // SAFETY: valid, owned NB with `delta` bytes more than recorded; frees nothing.
+            unsafe { NdisAdvanceNetBufferDataStart(nb, delta, FALSE, None) };
+        }
+        // SAFETY: valid, owned NB; unlinking `head` and writing the recorded fields back.
+        unsafe {
+            rec.apply(nb);
+            (*head).Next = ptr::null_mut();
+            handlers.free_unlinked(head);
+        }
+        Ok(Restore::Unlinked)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_chains {
+    //! Hand-built MDL chains over host memory for unit tests (no NDIS calls).
+    use super::*;
+    use std::boxed::Box;
+    use std::vec::Vec;
+
+    /// An NB over a chain of MDLs, each over its own boxed buffer.
+    pub struct Chain {
+        pub nb: Box<NET_BUFFER>,
+        pub mdls: Vec<Box<MDL>>,
+        pub bufs: Vec<Vec<u8>>,
+    }
+
+    impl Chain {
+        /// MDLs of the given sizes; the data starts `data_offset` bytes into the chain and is
+        /// `data_length` long. Buffer bytes are `0xA0 ^ index-in-chain`.
+        pub fn new(sizes: &[u32], data_offset: u32, data_length: u32) -> Self {
+            let mut bufs: Vec<Vec<u8>> = Vec::new();
+            let mut mdls: Vec<Box<MDL>> = Vec::new();
+            let mut k = 0u32;
+            for &s in sizes {
+                let mut b = Vec::with_capacity(s as usize);
+                for _ in 0..s {
+                    b.push(0xA0 ^ (k as u8));
+                    k += 1;
+                }
+                bufs.push(b);
+            }
+            for b in bufs.iter_mut() {
+                // SAFETY (test): writing a zeroed MDL header.
+                let mut m: Box<MDL> = Box::new(unsafe { core::mem::zeroed() });
+                m.ByteCount = b.len() as u32;
+                m.MappedSystemVa = b.as_mut_ptr() as PVOID;
+                m.StartVa = PAGE_ALIGN(b.as_ptr() as _);
+                m.ByteOffset = BYTE_OFFSET(b.as_ptr() as _);
+                m.MdlFlags = MDL_SOURCE_IS_NONPAGED_POOL;
+                mdls.push(m);
+            }
+            for i in 1..mdls.len() {
+                let next: *mut MDL = &mut *mdls[i];
+                mdls[i - 1].Next = next;
+            }
+            // SAFETY (test): a zeroed NET_BUFFER is a valid empty NB.
+            let mut nb: Box<NET_BUFFER> = Box::new(unsafe { core::mem::zeroed() });
+            nb.MdlChain = mdls
+                .first_mut()
+                .map_or(ptr::null_mut(), |m| &mut **m as *mut MDL);
+            nb.DataOffset = data_offset;
+            nb.SetDataLength(data_length);
+            let mut chain = Chain { nb, mdls, bufs };
+            chain.normalise();
+            chain
+        }
+
+        /// Sets CurrentMdl/CurrentMdlOffset from DataOffset with NDIS's walk.
+        pub fn normalise(&mut self) {
+            let mut off = self.nb.DataOffset;
+            let mut m = self.nb.MdlChain;
+            // SAFETY (test): the chain is ours and valid.
+            unsafe {
+                while !m.is_null() && off >= (*m).ByteCount {
+                    off -= (*m).ByteCount;
+                    m = (*m).Next;
+                }
+            }
+            self.nb.CurrentMdl = m;
+            self.nb.CurrentMdlOffset = off;
+        }
+
+        pub fn nb(&mut self) -> *mut NET_BUFFER {
+            &mut *self.nb
+        }
+
+        /// The whole chain's bytes, concatenated.
+        pub fn flat(&self) -> Vec<u8> {
+            self.bufs.concat()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_chains::Chain;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn read_spans_mdls_and_zero_length_ones() {
+        // 5 | 0 | 3 | 8 bytes; data starts at 4 (inside the first MDL).
+        let mut c = Chain::new(&[5, 0, 3, 8], 4, 12);
+        let flat = c.flat();
+        let mut buf = vec![0u8; 12];
+        // SAFETY (test): the chain is valid.
+        unsafe { read_at(c.nb(), 0, &mut buf) }.unwrap();
+        assert_eq!(buf, flat[4..16]);
+        let mut part = vec![0u8; 5];
+        // SAFETY (test): as above.
+        unsafe { read_at(c.nb(), 3, &mut part) }.unwrap();
+        assert_eq!(part, flat[7..12]);
+        let mut too_long = vec![0u8; 13];
+        // SAFETY (test): as above.
+        assert_eq!(
+            unsafe { read_at(c.nb(), 0, &mut too_long) },
+            Err(NbError::TooShort)
+        );
+    }
+
+    #[test]
+    fn write_spans_every_split_position() {
+        for split in 0..=10u32 {
+            let total = 20u32;
+            let mut c = Chain::new(&[split, 4, total - split - 4], 0, total);
+            let data: Vec<u8> = (0..total as u8).map(|i| i.wrapping_mul(7)).collect();
+            // SAFETY (test): the chain is valid.
+            unsafe { write_at(c.nb(), 0, &data) }.unwrap();
+            assert_eq!(c.flat(), data, "split {split}");
+            let mut back = vec![0u8; 6];
+            // SAFETY (test): as above.
+            unsafe { read_at(c.nb(), 7, &mut back) }.unwrap();
+            assert_eq!(back, data[7..13]);
+        }
+    }
+
+    #[test]
+    fn fill_and_check_round_trip() {
+        let mut c = Chain::new(&[3, 3, 3, 3], 2, 10);
+        // SAFETY (test): the chain is valid.
+        unsafe { fill_at(c.nb(), 1, 8, |i| 0x5A ^ i as u8) }.unwrap();
+        // SAFETY (test): as above.
+        assert!(unsafe { check_at(c.nb(), 1, 8, |i, b| b == 0x5A ^ i as u8) }.unwrap());
+        // SAFETY (test): as above.
+        assert!(!unsafe { check_at(c.nb(), 0, 9, |i, b| b == 0x5A ^ i as u8) }.unwrap());
+        let flat = c.flat();
+        assert_eq!(flat[2], 0xA0 ^ 2, "byte before the fill untouched");
+        assert_eq!(flat[11], 0xA0 ^ 11, "byte after the fill untouched");
+    }
+
+    #[test]
+    fn unmapped_mdl_is_an_error_not_a_crash() {
+        let mut c = Chain::new(&[4, 4], 0, 8);
+        c.mdls[1].MdlFlags = 0;
+        let mut buf = [0u8; 8];
+        // SAFETY (test): the chain is valid.
+        assert_eq!(
+            unsafe { read_at(c.nb(), 0, &mut buf) },
+            Err(NbError::Unmapped)
+        );
+    }
+
+    #[test]
+    fn record_captures_and_applies_all_five_fields() {
+        let mut c = Chain::new(&[6, 6], 6, 6);
+        // Not normalised on purpose: CurrentMdl at the end of the first MDL.
+        c.nb.CurrentMdl = &mut *c.mdls[0];
+        c.nb.CurrentMdlOffset = 6;
+        // SAFETY (test): the NB is valid.
+        let rec = unsafe { RetreatRecord::capture(c.nb()) };
+        c.normalise();
+        c.nb.DataOffset = 1;
+        c.nb.SetDataLength(11);
+        c.nb.MdlChain = ptr::null_mut();
+        // SAFETY (test): as above.
+        assert!(!unsafe { rec.matches(c.nb()) });
+        // SAFETY (test): as above.
+        unsafe { rec.apply(c.nb()) };
+        // SAFETY (test): as above.
+        assert!(unsafe { rec.matches(c.nb()) });
+        assert_eq!(c.nb.CurrentMdl, &mut *c.mdls[0] as *mut MDL);
+        assert_eq!(c.nb.CurrentMdlOffset, 6);
+    }
+
+    #[test]
+    fn free_advance_is_safe_only_when_the_head_holds_the_data_start() {
+        let mut c = Chain::new(&[8, 8], 3, 10);
+        // SAFETY (test): valid NB.
+        let rec = unsafe { RetreatRecord::capture(c.nb()) };
+        // SAFETY (test): as above.
+        assert!(unsafe { free_advance_is_safe(c.nb(), &rec) });
+        let mut d = Chain::new(&[8, 8], 8, 8);
+        // SAFETY (test): valid NB.
+        let rec = unsafe { RetreatRecord::capture(d.nb()) };
+        // SAFETY (test): as above.
+        assert!(
+            !unsafe { free_advance_is_safe(d.nb(), &rec) },
+            "fully unused foreign head"
+        );
+        let mut e = Chain::new(&[0, 8], 0, 8);
+        // SAFETY (test): valid NB.
+        let rec = unsafe { RetreatRecord::capture(e.nb()) };
+        // SAFETY (test): as above.
+        assert!(
+            !unsafe { free_advance_is_safe(e.nb(), &rec) },
+            "zero-length foreign head"
+        );
+    }
+}
