@@ -328,12 +328,14 @@ crate::sim_exports! {
         check_irql("NdisFSendNetBufferListsComplete", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFSendNetBufferListsComplete", flags & NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFSendNetBufferListsComplete", handle) else { return };
-        // SAFETY: the driver passes a NULL-terminated chain.
-        let list = unsafe { nbl::nbl_chain(nbls) };
+        let list = nbl::known_chain(nbls, |n| {
+            let rule = if nbl::recently_freed(n) { rules::DOUBLE_COMPLETE } else { rules::UNKNOWN_NBL };
+            verifier::report(rule, n as usize, "NdisFSendNetBufferListsComplete: NBL not outstanding (completed twice, or not from NDIS)")
+        });
         let mut ok = Vec::new();
         for n in list {
             match nbl::nbl_record(n) {
-                None => verifier::report(rules::UNKNOWN_NBL, n as usize, "NdisFSendNetBufferListsComplete: NBL not allocated by NDIS"),
+                None => {}
                 Some(r) if r.creator != Creator::Protocol(id) => verifier::report(rules::DOUBLE_COMPLETE, n as usize,
                     format!("NdisFSendNetBufferListsComplete on an NBL that is not a send from above ({:?})", r.creator)),
                 Some(r) if r.holder != Holder::Filter => verifier::report(rules::DOUBLE_COMPLETE, n as usize,
@@ -411,11 +413,13 @@ crate::sim_exports! {
         check_irql("NdisFReturnNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFReturnNetBufferLists", flags & NDIS_RETURN_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFReturnNetBufferLists", handle) else { return };
-        // SAFETY: the driver passes a NULL-terminated chain.
-        let list = unsafe { nbl::nbl_chain(nbls) };
+        let list = nbl::known_chain(nbls, |n| {
+            let rule = if nbl::recently_freed(n) { rules::DOUBLE_RETURN } else { rules::UNKNOWN_NBL };
+            verifier::report(rule, n as usize, "NdisFReturnNetBufferLists: NBL not outstanding (returned twice, or not from NDIS)")
+        });
         for n in list {
             match nbl::nbl_record(n) {
-                None => verifier::report(rules::UNKNOWN_NBL, n as usize, "NdisFReturnNetBufferLists: NBL not allocated by NDIS"),
+                None => {}
                 Some(r) if r.creator != Creator::Miniport(id) => verifier::report(rules::DOUBLE_RETURN, n as usize,
                     format!("NdisFReturnNetBufferLists on an NBL that is not a receive from below ({:?})", r.creator)),
                 Some(r) if r.resources => verifier::report(rules::RESOURCES_NBL_KEPT, n as usize,

@@ -106,6 +106,34 @@ struct Registry {
     contexts: HashMap<usize, CtxRec>,
     /// MDLs a driver's NetAllocateMdl handler returned through retreat: MDL → handler address.
     retreat_mdls: HashMap<usize, usize>,
+    /// Recently freed NBLs, kept mapped so a stale pointer is recognised (double complete/return).
+    quarantine: std::collections::VecDeque<usize>,
+}
+
+const QUARANTINE: usize = 512;
+
+/// True when `nbl` was freed recently (a double completion/return rather than a wild pointer).
+pub(crate) fn recently_freed(nbl: *const NET_BUFFER_LIST) -> bool {
+    reg().quarantine.contains(&(nbl as usize))
+}
+
+/// Walks a chain the driver passed, stopping at the first NBL the simulator does not know (which
+/// `unknown` reports); never reads through an unknown pointer.
+pub(crate) fn known_chain(
+    mut n: *mut NET_BUFFER_LIST,
+    mut unknown: impl FnMut(*mut NET_BUFFER_LIST),
+) -> Vec<*mut NET_BUFFER_LIST> {
+    let mut v = Vec::new();
+    while !n.is_null() && v.len() < 1 << 20 {
+        if !reg().nbls.contains_key(&(n as usize)) {
+            unknown(n);
+            break;
+        }
+        v.push(n);
+        // SAFETY: a live NBL of this module.
+        n = unsafe { (*n).Next };
+    }
+    v
 }
 
 static REG: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registry::default()));
@@ -751,7 +779,18 @@ pub(crate) fn free_nbl(nbl: *mut NET_BUFFER_LIST) {
     if rec.prealloc_nb != 0 {
         mem::raw_free(rec.prealloc_nb as *mut u8);
     }
-    mem::raw_free(nbl as *mut u8);
+    let old = {
+        let mut r = reg();
+        r.quarantine.push_back(nbl as usize);
+        if r.quarantine.len() > QUARANTINE {
+            r.quarantine.pop_front()
+        } else {
+            None
+        }
+    };
+    if let Some(o) = old {
+        mem::raw_free(o as *mut u8);
+    }
 }
 
 fn init_nb(nb: *mut NET_BUFFER, chain: *mut MDL, data_offset: u32, data_length: u32) {

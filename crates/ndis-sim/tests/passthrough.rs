@@ -8,8 +8,8 @@ use ndis_sim::*;
 use ndis_sys::*;
 
 fn full_lifecycle(cfg: SimConfig, steps: usize) {
-    lwf::set_bad(lwf::Bad::None);
     let sim = Sim::start(cfg);
+    lwf::set_bad(lwf::Bad::None);
     let drv = sim.load_driver(lwf::DriverEntry);
     let nic = sim.add_adapter(AdapterConfig::default());
     nic.set_config("Mode", ConfigValue::Str("2".into()));

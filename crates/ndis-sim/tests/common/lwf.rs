@@ -216,6 +216,9 @@ fn read_mode(handle: NDIS_HANDLE) {
 }
 
 unsafe extern "system" fn detach(ctx: NDIS_HANDLE) {
+    if ctx.is_null() {
+        return;
+    }
     // SAFETY: our module.
     let m = unsafe { module(ctx) };
     if bad() != Bad::LeakNblPool {
@@ -325,10 +328,11 @@ unsafe extern "system" fn send(
         unsafe {
             match bad() {
                 Bad::NotRestored => {
+                    // A fast-path retreat that is never advanced back.
                     let nb = (*n).FirstNetBuffer;
-                    let _ = NdisRetreatNetBufferDataStart(nb, 0, 0, None);
-                    (*nb).DataOffset += 0;
-                    (*n).NetBufferListInfo[info::NetBufferListHashValue] = 7 as PVOID;
+                    if (*nb).DataOffset >= 2 {
+                        let _ = NdisRetreatNetBufferDataStart(nb, 2, 0, None);
+                    }
                 }
                 Bad::HighIrqlAlloc => {
                     let old = KeRaiseIrql(HIGH_LEVEL);
@@ -390,11 +394,6 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
         count += 1;
         // SAFETY: NBLs returned to us.
         unsafe {
-            if bad() == Bad::NotRestored {
-                let nb = (*n).FirstNetBuffer;
-                (*n).NetBufferListInfo[info::NetBufferListHashValue] = core::ptr::null_mut();
-                let _ = nb;
-            }
             n = (*n).Next;
         }
     }

@@ -1,0 +1,299 @@
+//! Every verifier rule fires on a deliberately bad filter (tests/common/lwf.rs with one `Bad` knob)
+//! or a deliberately bad call, and `finish` accepts it only because the test announced it.
+
+#[path = "common/lwf.rs"]
+mod lwf;
+
+use lwf::Bad;
+use ndis_sim::*;
+use ndis_sys::*;
+
+/// Runs the standard scenario with one misbehaviour and checks exactly the announced rules fired.
+fn scenario(bad: Bad, expect: &[&'static str]) {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    // The knob is global: set it only while holding the simulation lock.
+    lwf::set_bad(bad);
+    for r in expect {
+        sim.expect_finding(r);
+    }
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig {
+        timeout_ticks: 50,
+        ..AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    if bad != Bad::NoSetAttributes {
+        nic.restart().unwrap();
+        let shape = NblShape {
+            nbls: 2,
+            frame_len: 80,
+            mdl_lengths: vec![20, 66],
+            data_offset: 6,
+            ..NblShape::default()
+        };
+        nic.send(&shape);
+        kernel::at_irql(DISPATCH_LEVEL, || nic.send(&shape));
+        kernel::at_irql(DISPATCH_LEVEL, || {
+            nic.indicate(&shape, 0);
+            nic.indicate(&shape, NDIS_RECEIVE_FLAGS_RESOURCES);
+        });
+        if bad != Bad::PauseWithHeldSend {
+            nic.drain();
+        }
+        let _ = nic.pause();
+    }
+    nic.detach();
+    sim.unload(drv);
+    lwf::set_bad(Bad::None);
+    let report = sim.finish();
+    let mut fired: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+    fired.sort();
+    fired.dedup();
+    let mut want = expect.to_vec();
+    want.sort();
+    assert_eq!(fired, want, "findings: {:#?}", report.findings);
+}
+
+#[test]
+fn dispatch_flag_mismatch() {
+    scenario(Bad::WrongDispatchFlag, &[rules::DISPATCH_FLAG_MISMATCH]);
+}
+
+#[test]
+fn double_complete() {
+    scenario(Bad::CompleteTwice, &[rules::DOUBLE_COMPLETE]);
+}
+
+#[test]
+fn nbl_touched_after_handoff() {
+    scenario(
+        Bad::TouchAfterSend,
+        &[rules::NBL_TOUCHED_AFTER_HANDOFF, rules::NBL_NOT_RESTORED],
+    );
+}
+
+#[test]
+fn leaked_pool_at_unload() {
+    scenario(Bad::LeakPool, &[rules::LEAKED_POOL]);
+}
+
+#[test]
+fn set_attributes_missing() {
+    scenario(
+        Bad::NoSetAttributes,
+        &[
+            rules::SET_ATTRIBUTES_MISSING,
+            rules::LEAKED_POOL,
+            rules::LEAKED_NBL,
+        ],
+    );
+}
+
+#[test]
+fn nb_not_restored() {
+    scenario(Bad::NotRestored, &[rules::NB_NOT_RESTORED]);
+}
+
+#[test]
+fn irql_too_high() {
+    scenario(Bad::HighIrqlAlloc, &[rules::IRQL_TOO_HIGH]);
+}
+
+#[test]
+fn timeout_pause() {
+    scenario(Bad::PauseNeverCompletes, &[rules::TIMEOUT_PAUSE]);
+}
+
+#[test]
+fn resources_nbl_returned() {
+    scenario(Bad::ReturnResources, &[rules::RESOURCES_NBL_KEPT]);
+}
+
+#[test]
+fn leaked_nbl_pool() {
+    scenario(Bad::LeakNblPool, &[rules::LEAKED_NBL]);
+}
+
+#[test]
+fn state_forbids_receive() {
+    scenario(Bad::OriginateWhilePaused, &[rules::STATE_FORBIDS_RECEIVE]);
+}
+
+#[test]
+fn pause_with_outstanding() {
+    scenario(
+        Bad::PauseWithHeldSend,
+        &[
+            rules::TIMEOUT_SEND,
+            rules::PAUSE_WITH_OUTSTANDING,
+            rules::LEAKED_NBL,
+        ],
+    );
+}
+
+#[test]
+fn irql_not_restored() {
+    scenario(Bad::IrqlNotRestored, &[rules::IRQL_NOT_RESTORED]);
+}
+
+#[test]
+fn mdl_bytecount_mismatch() {
+    scenario(
+        Bad::ByteCountMismatch,
+        &[
+            rules::MDL_BYTECOUNT_MISMATCH,
+            rules::NB_NOT_RESTORED,
+            rules::LEAKED_POOL,
+        ],
+    );
+}
+
+#[test]
+fn mdl_not_nonpaged() {
+    scenario(Bad::UnbuiltMdl, &[rules::MDL_NOT_NONPAGED]);
+}
+
+#[test]
+fn pool_misuse_rules() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    for r in [
+        rules::BAD_POOL_FREE,
+        rules::POOL_TAG_MISMATCH,
+        rules::EXECUTABLE_POOL,
+        rules::ADVANCE_UNDERFLOW,
+    ] {
+        sim.expect_finding(r);
+    }
+    // SAFETY: deliberate misuse of the simulated pool; nothing is dereferenced by the test.
+    unsafe {
+        let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 32, 0x4142_4344);
+        ExFreePoolWithTag(p, 0x1111_1111);
+        ExFreePool(p);
+        let x = ExAllocatePool2(POOL_FLAG_NON_PAGED_EXECUTE, 32, 0x4142_4344);
+        ExFreePool(x);
+    }
+    let t = testkit::TestNbl::single(&[60], 0, 60);
+    // SAFETY: valid NB; advancing past its data is the deliberate error.
+    unsafe { NdisAdvanceNetBufferDataStart(t.nb(0), 61, FALSE, None) };
+    // SAFETY: restore the NB so the test NBL is freed intact.
+    unsafe {
+        (*t.nb(0)).DataOffset = 0;
+        (*t.nb(0)).SetDataLength(60);
+    }
+    drop(t);
+    sim.finish();
+}
+
+#[test]
+fn leaked_mdl_at_unload() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(Bad::None);
+    sim.expect_finding(rules::LEAKED_MDL);
+    sim.expect_finding(rules::LEAKED_POOL);
+    let drv = sim.load_driver(lwf::DriverEntry);
+    // SAFETY: allocations the "driver" makes and forgets.
+    unsafe {
+        let buf = ExAllocatePool2(POOL_FLAG_NON_PAGED, 64, 0x4142_4344);
+        let mdl = NdisAllocateMdl(1 as NDIS_HANDLE, buf, 64);
+        assert!(!mdl.is_null());
+    }
+    sim.unload(drv);
+    sim.finish();
+}
+
+#[test]
+fn unexpected_finding_fails_finish() {
+    let r = std::panic::catch_unwind(|| {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        // SAFETY: a deliberate bad free.
+        unsafe { ExFreePool(0x1000 as PVOID) };
+        sim.finish();
+    });
+    let msg = r
+        .expect_err("finish must fail")
+        .downcast::<String>()
+        .unwrap();
+    assert!(msg.contains("BAD_POOL_FREE object=0x1000"), "{msg}");
+}
+
+#[test]
+fn expected_finding_that_never_fires_fails_finish() {
+    let r = std::panic::catch_unwind(|| {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        sim.expect_finding(rules::DOUBLE_RETURN);
+        sim.finish();
+    });
+    let msg = r
+        .expect_err("finish must fail")
+        .downcast::<String>()
+        .unwrap();
+    assert!(
+        msg.contains("expected finding DOUBLE_RETURN never fired"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn fault_injection_by_count_rate_and_predicate() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    sim.inject(AllocSite::Pool, FaultRule::Nth(1));
+    sim.inject(
+        AllocSite::Pool,
+        FaultRule::When(std::sync::Arc::new(|r: &AllocRequest| r.size == 777)),
+    );
+    // SAFETY: plain allocations, freed below.
+    unsafe {
+        let a = ExAllocatePool2(POOL_FLAG_NON_PAGED, 8, 0x4142_4344);
+        let b = ExAllocatePool2(POOL_FLAG_NON_PAGED, 8, 0x4142_4344);
+        let c = ExAllocatePool2(POOL_FLAG_NON_PAGED, 777, 0x4142_4344);
+        assert!(!a.is_null() && b.is_null() && c.is_null());
+        ExFreePool(a);
+    }
+    sim.clear_injection(AllocSite::Pool);
+    sim.inject(
+        AllocSite::Pool,
+        FaultRule::Rate {
+            per_million: 500_000,
+            seed: 3,
+        },
+    );
+    let mut failed = 0;
+    for _ in 0..200 {
+        // SAFETY: as above.
+        unsafe {
+            let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 8, 0x4142_4344);
+            if p.is_null() {
+                failed += 1;
+            } else {
+                ExFreePool(p);
+            }
+        }
+    }
+    assert!((60..140).contains(&failed), "{failed}");
+    assert_eq!(sim.alloc_stats(AllocSite::Pool), (203, 2 + failed));
+    sim.finish();
+}
