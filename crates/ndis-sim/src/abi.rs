@@ -177,6 +177,20 @@ pub trait Callback<Args> {
     unsafe fn invoke(self, abi: Abi, args: Args) -> Self::Output;
 }
 
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// Win64 driver callbacks running on this thread, innermost last.
+    static WIN64_CALLBACKS: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The innermost win64 driver callback (code of a loaded image) that [`Callback::invoke`] is running
+/// on this thread. A loader uses it to name the image function behind a finding when that function
+/// reached the simulator by a tail call (its own return address is then not on the stack).
+#[cfg(target_arch = "x86_64")]
+pub fn innermost_win64_callback() -> Option<usize> {
+    WIN64_CALLBACKS.with(|s| s.borrow().last().copied())
+}
+
 macro_rules! impl_callback {
     ($($a:ident),*) => {
         #[allow(non_snake_case)]
@@ -192,8 +206,11 @@ macro_rules! impl_callback {
                         // SAFETY: same address, same signature, registered as win64 code (caller's
                         // guarantee); function pointers of both conventions have the same size.
                         let f: unsafe extern "win64" fn($($a),*) -> R = unsafe { std::mem::transmute(self) };
+                        WIN64_CALLBACKS.with(|s| s.borrow_mut().push(self as *const () as usize));
                         // SAFETY: as above.
-                        unsafe { f($($a),*) }
+                        let r = unsafe { f($($a),*) };
+                        WIN64_CALLBACKS.with(|s| s.borrow_mut().pop());
+                        r
                     }
                 }
             }
