@@ -9,7 +9,7 @@
 //     dx @$scriptContents.mdlpoolDump()   the raw dump object (what the table is computed from)
 //
 // Outside the debugger (node >= 12, no dependencies), the same code renders a recorded dump:
-//     node windbg/mdlpool.js --render windbg/test/fixtures/two-cpus-running.json [--cpu] [--json]
+//     node windbg/mdlpool.js --render windbg/test/fixtures/sim-4cpu-running.json [--cpu | --json | --figures]
 //     ... | node windbg/mdlpool.js --render -
 // `cargo xtask simulate` / sysrun write the dump of the shipped image's stats root as JSON and pipe it
 // here, so the table printed on Linux and the table printed in WinDbg come from this one file.
@@ -358,6 +358,24 @@ function formatCpuTable(agg) {
     return lines.join("\n") + "\n";
 }
 
+// Machine-readable figures: one "<row>.<name> <value>" line per figure, rows "total" and "class.<label>"
+// (for the Rust tests and tools that compare the script's arithmetic with the pool's own snapshot).
+var FIGURES = COUNTER_FIELDS.concat(["in_flight", "live_blocks", "retained_blocks", "magazine_blocks",
+    "depot_blocks", "retained_bytes", "high_water"]);
+
+function figuresText(agg) {
+    var lines = [];
+    var rows = agg.classes.concat([agg.total]);
+    for (var i = 0; i < rows.length; i++) {
+        var prefix = rows[i] === agg.total ? "total" : "class." + rows[i].label;
+        for (var j = 0; j < FIGURES.length; j++) {
+            lines.push(prefix + "." + FIGURES[j] + " " + fmtInt(rows[i][FIGURES[j]]));
+        }
+    }
+    lines.push("state " + agg.state);
+    return lines.join("\n") + "\n";
+}
+
 // What `!mdlpool [cpu]` and `node mdlpool.js --render` print.
 function render(dump, options) {
     var agg = aggregate(dump);
@@ -524,13 +542,14 @@ if (typeof module !== "undefined" && module.exports) {
         hitRate: hitRate,
         formatClassTable: formatClassTable,
         formatCpuTable: formatCpuTable,
+        figuresText: figuresText,
         render: render,
         readDump: readDump
     };
     if (typeof require !== "undefined" && require.main === module) {
         var args = process.argv.slice(2);
         var file = null;
-        var opts = { cpu: false, json: false };
+        var opts = { cpu: false, json: false, figures: false };
         for (var a = 0; a < args.length; a++) {
             if (args[a] === "--render") {
                 file = args[++a];
@@ -538,19 +557,23 @@ if (typeof module !== "undefined" && module.exports) {
                 opts.cpu = true;
             } else if (args[a] === "--json") {
                 opts.json = true;
+            } else if (args[a] === "--figures") {
+                opts.figures = true;
             } else {
-                process.stderr.write("usage: node mdlpool.js --render <dump.json | -> [--cpu] [--json]\n");
+                process.stderr.write("usage: node mdlpool.js --render <dump.json | -> [--cpu | --json | --figures]\n");
                 process.exit(2);
             }
         }
         if (file === null || file === undefined) {
-            process.stderr.write("usage: node mdlpool.js --render <dump.json | -> [--cpu] [--json]\n");
+            process.stderr.write("usage: node mdlpool.js --render <dump.json | -> [--cpu | --json | --figures]\n");
             process.exit(2);
         }
         var fs = require("fs");
         var dump = JSON.parse(fs.readFileSync(file === "-" ? 0 : file, "utf8"));
         if (opts.json) {
             process.stdout.write(JSON.stringify(aggregate(dump), null, 1) + "\n");
+        } else if (opts.figures) {
+            process.stdout.write(figuresText(aggregate(dump)));
         } else {
             process.stdout.write(render(dump, opts));
         }

@@ -258,6 +258,12 @@ test("node mdlpool.js --render prints the table, from a file or stdin, and --jso
     const r3 = spawnSync(process.execPath, [script, "--render", file, "--json"], { encoding: "utf8" });
     assert.equal(r3.status, 0, r3.stderr);
     assert.equal(JSON.parse(r3.stdout).total.in_flight, 7);
+    const r5 = spawnSync(process.execPath, [script, "--render", file, "--figures"], { encoding: "utf8" });
+    assert.equal(r5.status, 0, r5.stderr);
+    assert.match(r5.stdout, /^total\.in_flight 7$/m);
+    assert.match(r5.stdout, /^class\.0\.retained_bytes 1280$/m);
+    assert.match(r5.stdout, /^class\.over\.size|^class\.over\.total_allocates 2$/m);
+    assert.match(r5.stdout, /^state 2$/m);
     const r4 = spawnSync(process.execPath, [script, "--bogus"], { encoding: "utf8" });
     assert.equal(r4.status, 2);
 });
