@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+mod simulate;
+
 use xtask::package::{self, Options};
 use xtask::verify::Arch;
 
@@ -24,10 +26,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("package") => parse_package(&args[1..]).and_then(|o| package::run(&o)),
+        Some("simulate") => simulate::parse(&args[1..]).and_then(|o| simulate::run(&o)),
         Some("verify") => parse_verify(&args[1..])
             .and_then(|(arch, dir, verbose)| package::verify_dir(arch, &dir, verbose)),
         Some("help" | "--help" | "-h") => {
-            print!("{USAGE}");
+            print!("{USAGE}{}", simulate::USAGE);
             return ExitCode::SUCCESS;
         }
         Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),

@@ -1,0 +1,232 @@
+//! `cargo xtask simulate`: the shipped amd64 `mdlpool.sys` itself, loaded by sysrun into ndis-sim,
+//! attached to a simulated adapter and run under traffic on N virtual CPUs, with a live progress line;
+//! then paused, detached and unloaded, and the pool statistics table printed from the image's
+//! exported stats root by `windbg/mdlpool.js` — the same formatter `!mdlpool` uses in WinDbg.
+//!
+//! Owns only the command's flow; building the package is `package::run`, loading is `sysrun`.
+
+use ndis_sim::{AdapterConfig, ConfigValue, NblShape, Sim, SimConfig, Traffic};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use xtask::package::{self, Options};
+use xtask::verify::Arch;
+
+pub const USAGE: &str = "\
+  simulate [--mode exercise|vlan] [--seconds N] [--cpus N] [--sys PATH]
+      Load the amd64 mdlpool.sys (built now with `package --target amd64`, or
+      the image at PATH) into ndis-sim with sysrun, attach it to a simulated
+      adapter, run traffic both ways on N virtual CPUs (default 2) for N
+      seconds (default 5) with a progress line, then pause, detach, unload and
+      print the pool statistics table read from the image's MdlPoolStats.
+      Needs an x86_64 Linux host and node (for windbg/mdlpool.js).
+";
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct SimulateOptions {
+    pub mode: String,
+    pub seconds: u64,
+    pub cpus: usize,
+    pub sys: Option<PathBuf>,
+}
+
+pub fn parse(args: &[String]) -> Result<SimulateOptions, String> {
+    let mut o = SimulateOptions {
+        mode: "exercise".into(),
+        seconds: 5,
+        cpus: 2,
+        sys: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--mode" => {
+                o.mode = value("--mode")?;
+                if o.mode != "exercise" && o.mode != "vlan" {
+                    return Err(format!("unknown mode {:?}: exercise or vlan", o.mode));
+                }
+            }
+            "--seconds" => {
+                o.seconds = value("--seconds")?
+                    .parse()
+                    .map_err(|e| format!("--seconds: {e}"))?;
+                if o.seconds == 0 || o.seconds > 3600 {
+                    return Err("--seconds must be 1..=3600".into());
+                }
+            }
+            "--cpus" => {
+                o.cpus = value("--cpus")?
+                    .parse()
+                    .map_err(|e| format!("--cpus: {e}"))?;
+                if !(1..=64).contains(&o.cpus) {
+                    return Err("--cpus must be 1..=64".into());
+                }
+            }
+            "--sys" => o.sys = Some(PathBuf::from(value("--sys")?)),
+            other => return Err(format!("unknown argument {other:?}\n\nusage:\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Pool figures for the progress line, from the live stats root.
+fn pool_line(image: &sysrun::LoadedImage) -> String {
+    match sysrun::stats::read(image) {
+        Ok(d) if d.state == 2 || d.state == 1 => {
+            let t = d.totals();
+            let hit = if t.allocates == 0 {
+                "-".to_string()
+            } else {
+                format!(
+                    "{:.1}%",
+                    (t.allocates - t.allocate_misses) as f64 * 100.0 / t.allocates as f64
+                )
+            };
+            format!("pool hit {hit}, in flight {}", t.in_flight)
+        }
+        Ok(d) => format!("pool stats not published (state {})", d.state),
+        Err(e) => format!("pool stats unreadable: {e}"),
+    }
+}
+
+pub fn run(o: &SimulateOptions) -> Result<(), String> {
+    let sys = match &o.sys {
+        Some(p) => p.clone(),
+        None => {
+            package::run(&Options {
+                arches: vec![Arch::Amd64],
+                verbose: false,
+            })?;
+            package::package_dir(Arch::Amd64).join(xtask::names::SYS_FILE)
+        }
+    };
+    // Refuse a bad image before starting anything, with the loader's own error.
+    let image = sysrun::LoadedImage::load(&sys).map_err(|e| e.to_string())?;
+    println!(
+        "simulate: {} mapped at {:#x} ({} imports bound to ndis-sim, {} PDB symbols); mode {}, {} virtual CPUs, {} s",
+        sys.display(),
+        image.base(),
+        image.pe().imports.len(),
+        image.symbols().map_or(0, |s| s.len()),
+        o.mode,
+        o.cpus,
+        o.seconds
+    );
+
+    let sim = Sim::start(SimConfig {
+        cpus: o.cpus,
+        ..SimConfig::default()
+    });
+    let mut drv = sysrun::SysDriver::start(&sim, image).map_err(|e| e.to_string())?;
+    let nic = sim.add_adapter(AdapterConfig::default());
+    nic.set_config("Mode", ConfigValue::Str(o.mode.clone()));
+    nic.attach().map_err(|e| format!("FilterAttach: {e:?}"))?;
+    nic.restart().map_err(|e| format!("FilterRestart: {e:?}"))?;
+    println!(
+        "simulate: DriverEntry, attach and restart ran inside the image; module {:?}",
+        nic.state()
+    );
+
+    let traffic = Traffic {
+        steps_per_cpu: 500,
+        send: NblShape {
+            nbls: 2,
+            nbs_per_nbl: 2,
+            mdl_lengths: vec![14, 200],
+            frame_len: 300,
+            ..NblShape::default()
+        },
+        receive: NblShape {
+            nbls: 2,
+            frame_len: 300,
+            ..NblShape::default()
+        },
+        resources_one_in: 4,
+        seed: 1,
+        cpus: Vec::new(),
+    };
+    let tty = std::io::stdout().is_terminal();
+    let start = Instant::now();
+    let mut last_print = start;
+    let mut last_nbls = 0u64;
+    let mut round = 0u64;
+    while start.elapsed() < Duration::from_secs(o.seconds) {
+        round += 1;
+        sim.run_traffic(
+            &nic,
+            &Traffic {
+                seed: round,
+                ..traffic.clone()
+            },
+        );
+        let now = Instant::now();
+        if now.duration_since(last_print) >= Duration::from_secs(1)
+            || start.elapsed() >= Duration::from_secs(o.seconds)
+        {
+            let c = nic.counters();
+            let nbls = c.proto_sent_nbls + c.mp_indicated_nbls;
+            let rate = (nbls - last_nbls) as f64 / now.duration_since(last_print).as_secs_f64();
+            let line = format!(
+                "[{:>4.1}s] {:>9.0} NBLs/s  sent {} received {}  {}",
+                start.elapsed().as_secs_f64(),
+                rate,
+                c.proto_sent_nbls,
+                c.mp_indicated_nbls,
+                pool_line(drv.image())
+            );
+            if tty {
+                print!("\r{line}   ");
+            } else {
+                println!("{line}");
+            }
+            let _ = std::io::stdout().flush();
+            last_print = now;
+            last_nbls = nbls;
+        }
+    }
+    if tty {
+        println!();
+    }
+    nic.drain();
+    let c = nic.counters();
+    nic.pause().map_err(|e| format!("FilterPause: {e:?}"))?;
+    nic.detach();
+    drv.unload(&sim);
+    let (reads, writes) = sysrun::trap::cr8_counts();
+    println!(
+        "simulate: paused, detached, unloaded. {} NBLs sent, {} completed; {} indicated, {} returned; {} CR8 reads and {} writes emulated",
+        c.proto_sent_nbls, c.proto_completed_nbls, c.mp_indicated_nbls, c.mp_returned_nbls, reads, writes
+    );
+
+    let findings = sim.findings();
+    let dump = sysrun::stats::read(drv.image());
+    drop(drv);
+    if !findings.is_empty() {
+        for f in &findings {
+            eprintln!("  {f}");
+        }
+        return Err(format!(
+            "{} ndis-sim verifier finding(s) against the loaded image",
+            findings.len()
+        ));
+    }
+    sim.finish();
+
+    let dump = dump?;
+    if dump.state == 0 {
+        return Err(format!(
+            "{}'s MdlPoolStats was never published (state empty): this build's DriverEntry does not publish the pool statistics",
+            sys.display()
+        ));
+    }
+    let script = package::workspace_root().join("windbg").join("mdlpool.js");
+    let table = sysrun::stats::render_table(&dump, &script, false)?;
+    println!("\n{table}");
+    Ok(())
+}
