@@ -6,6 +6,7 @@
 //     !mdlpool                        per size class, then totals
 //     !mdlpool "cpu"                  per CPU, then totals
 //     dx @$scriptContents.mdlpool()   the same, through the data model
+//     dx -r2 @$scriptContents.mdlpoolRoot()   the typed root (with .nvload mdlpool.natvis: the dx view)
 //     dx @$scriptContents.mdlpoolDump()   the raw dump object (what the table is computed from)
 //
 // Outside the debugger (node >= 12, no dependencies), the same code renders a recorded dump:
@@ -512,6 +513,11 @@ function mdlpool(what) {
             host.diagnostics.debugLog(lines[i] + "\n");
         }
     }
+}
+
+// `dx -r2 @$scriptContents.mdlpoolRoot()`: the root as a typed object (the NatVis view applies to it).
+function mdlpoolRoot() {
+    return host.createTypedObject(host.getModuleSymbolAddress(MODULE_NAME, ROOT_SYMBOL), MODULE_NAME, ROOT_TYPE);
 }
 
 // `dx @$scriptContents.mdlpoolDump()`: the dump object, for inspection or scripting.
