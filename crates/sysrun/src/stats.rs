@@ -45,6 +45,7 @@ pub type Row = [u64; 14];
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsDump {
     pub version: u32,
+    pub size: u32,
     pub state: u32,
     pub cpu_count: u32,
     pub class_count: u32,
@@ -114,6 +115,7 @@ impl StatsDump {
             self.version
         );
         for (n, v) in [
+            ("size", self.size),
             ("state", self.state),
             ("cpu_count", self.cpu_count),
             ("class_count", self.class_count),
@@ -283,6 +285,7 @@ pub fn read(image: &LoadedImage) -> Result<StatsDump, String> {
         .collect();
     Ok(StatsDump {
         version,
+        size: u32_at(0x0c),
         state,
         cpu_count,
         class_count,
