@@ -54,7 +54,25 @@ fn lifecycle_inside_the_loaded_image_with_zero_findings() {
     }
     drv.unload(&sim);
     let log = sim.log();
-    assert!(log.iter().any(|l| l == "[io] DriverUnload"), "{log:#?}");
+    for l in &log {
+        eprintln!("  log: {l}");
+    }
+    // Registered from the loaded image (win64 convention), and every lifecycle step happened.
+    for want in [
+        "[io] DriverEntry",
+        "filter driver registered (Win64)",
+        "attached",
+        "running",
+        "paused",
+        "detached",
+        "[io] DriverUnload",
+        "filter driver deregistered",
+    ] {
+        assert!(
+            log.iter().any(|l| l.contains(want)),
+            "log lacks {want:?}: {log:#?}"
+        );
+    }
     let report = sim.finish();
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
@@ -114,21 +132,54 @@ fn traffic_run(mode: &str) {
     }
     let (r1, w1) = sysrun::trap::cr8_counts();
     eprintln!("{mode}: CR8 reads {} writes {} emulated", r1 - r0, w1 - w0);
-    let live = sysrun::stats::read(drv.image()).expect("stats root");
-    eprintln!(
-        "{mode}: live totals {:?} state {}",
-        live.totals(),
-        live.state
-    );
+    // The exported stats root, read out of the loaded image the way the debugger reads it.
+    let has_root = drv.image().export(sysrun::stats::ROOT_SYMBOL).is_some();
+    let live = if has_root {
+        let live = sysrun::stats::read(drv.image()).unwrap_or_else(|e| panic!("{e}"));
+        let t = live.totals();
+        eprintln!("{mode}: stats root state {} totals {t:?}", live.state);
+        assert_eq!(
+            live.state, 2,
+            "stats root is 'running' while the filter runs"
+        );
+        assert_eq!(
+            t.in_flight, 0,
+            "every block came back once every NBL did: {t:?}"
+        );
+        if mode == "exercise" {
+            // exercise retreats every NB of both paths past its unused space: one NetAllocateMdl each.
+            assert_eq!(
+                t.allocates - t.failures,
+                c.proto_sent_nbs + c.mp_indicated_nbs,
+                "pool allocations = NBs sent + NBs received: {t:?} {c:?}"
+            );
+        }
+        Some(t)
+    } else {
+        eprintln!(
+            "{mode}: this image exports no {} (a build without the stats root)",
+            sysrun::stats::ROOT_SYMBOL
+        );
+        None
+    };
     nic.pause().expect("pause");
     nic.detach();
     drv.unload(&sim);
-    let fin = sysrun::stats::read(drv.image()).expect("stats root after unload");
-    eprintln!(
-        "{mode}: final totals {:?} state {}",
-        fin.totals(),
-        fin.state
-    );
+    if let Some(live) = live {
+        let fin = sysrun::stats::read(drv.image()).unwrap_or_else(|e| panic!("{e}"));
+        let t = fin.totals();
+        eprintln!("{mode}: after unload state {} totals {t:?}", fin.state);
+        assert_eq!(fin.state, 3, "stats root is 'unloaded' after DriverUnload");
+        assert!(
+            fin.counters.is_empty(),
+            "no pointer into freed per-CPU counters after unload"
+        );
+        assert_eq!(
+            (t.allocates, t.frees, t.in_flight),
+            (live.allocates, live.frees, 0),
+            "final totals kept at unload"
+        );
+    }
     let report = sim.finish();
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
