@@ -25,7 +25,10 @@
 //     foreign_frees, double_frees, bad_cpu, refreshes,
 //     class_size: [u32 x class_count], block_bytes: [u32 x class_count], high_water: [u64 x slots_per_cpu],
 //     counters: [ [ {<COUNTER_FIELDS>} x slots_per_cpu ] x cpu_count ],   (live counters; [] once unloaded)
-//     final_counters: [ {<COUNTER_FIELDS>} x slots_per_cpu ] }            (kept in the image at unload)
+//     final_counters: [ {<COUNTER_FIELDS>} x slots_per_cpu ],             (kept in the image at unload)
+//     module_slots, module_stats_offset,                                    (optional from here on:)
+//     modules: [ { slot, counters: {<FILTER_FIELDS>} } ],  (attached filter modules' data-path counters)
+//     detached_totals: {<FILTER_FIELDS>} }                 (summed over the modules that have detached)
 // Slot i < class_count is size class i; slot class_count is the oversize (uncached) row.
 // Counters are unsigned 64-bit in the driver and JS numbers here: exact up to 2^53.
 //
@@ -40,6 +43,7 @@ var MODULE_NAME = "mdlpool";
 var ROOT_SYMBOL = "MdlPoolStats";
 var ROOT_TYPE = "mdlpool::stats::MdlPoolStatsRoot";
 var COUNTER_TYPE = "mdlpool::pool::stats::ClassCounters";
+var FILTER_TYPE = "mdlpool::filter::stats::FilterStats";
 var ROOT_MAGIC_TEXT = "MdlPStat";
 var SUPPORTED_VERSION = 1;
 
@@ -66,8 +70,15 @@ var ROOT_FIELDS = [
     ["bad_cpu", 8, ""],
     ["refreshes", 8, ""],
     ["high_water", 8, "slots_per_cpu"],
+    ["modules", 8, "module_slots"],
+    ["module_slots", 4, ""],
+    ["module_stats_offset", 4, ""],
+    ["detached_totals", 8, ""],
     ["final_counters", 0, "slots_per_cpu"]
 ];
+
+// Root fields that are pointers (read as addresses, not numbers).
+var POINTER_FIELDS = ["counters", "modules", "detached_totals"];
 
 // Fields of COUNTER_TYPE (each an AtomicU64 = 8 bytes), in the pool's documented order.
 var COUNTER_FIELDS = [
@@ -87,7 +98,42 @@ var COUNTER_FIELDS = [
     "flushed"
 ];
 
+// Fields of FILTER_TYPE (each an AtomicU64), the filter's per-module data-path counters, in layout order.
+var FILTER_FIELDS = [
+    "send_nbls_transformed",
+    "send_nbs_transformed",
+    "recv_nbls_transformed",
+    "recv_nbs_transformed",
+    "bytes_written",
+    "retreat_failures",
+    "context_failures",
+    "send_nbls_failed",
+    "send_nbls_paused",
+    "recv_nbls_dropped",
+    "restores_advanced",
+    "restores_manual",
+    "restores_inconsistent",
+    "pattern_mismatches",
+    "vlan_already_tagged",
+    "vlan_untouched_nbls",
+    "passthrough_nbls",
+    "config_bad_values",
+    "config_open_failures",
+    "oids_forwarded",
+    "oid_clone_failures",
+    "pauses_pended"
+];
+
 var STATE_NAMES = ["empty", "initialised", "running", "unloaded"];
+
+function isPointerField(name) {
+    for (var i = 0; i < POINTER_FIELDS.length; i++) {
+        if (POINTER_FIELDS[i] === name) {
+            return true;
+        }
+    }
+    return false;
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Plain functions (no debugger objects): aggregation.
@@ -213,6 +259,10 @@ function aggregate(dump) {
     // Sum of the per-class high-water marks (as the pool's own snapshot sums them): an upper bound of
     // the blocks that ever existed at once.
     total.high_water = highWater;
+    var modules = null;
+    if (dump.modules !== undefined && dump.detached_totals !== undefined) {
+        modules = aggregateModules(dump.modules, dump.detached_totals);
+    }
     return {
         version: dump.version,
         state: dump.state,
@@ -229,8 +279,35 @@ function aggregate(dump) {
         refreshes: dump.refreshes,
         classes: classes,
         cpus: cpus,
-        total: total
+        total: total,
+        modules: modules
     };
+}
+
+// Data-path rows: one per attached module, the detached modules' totals, and the sum of both.
+function aggregateModules(modules, detached) {
+    var rows = [];
+    var total = {};
+    var i, j, f;
+    for (j = 0; j < FILTER_FIELDS.length; j++) {
+        total[FILTER_FIELDS[j]] = 0;
+    }
+    var all = modules.concat([{ slot: null, counters: detached }]);
+    for (i = 0; i < all.length; i++) {
+        var row = { label: all[i].slot === null ? "detached" : "m" + all[i].slot };
+        for (j = 0; j < FILTER_FIELDS.length; j++) {
+            f = FILTER_FIELDS[j];
+            var v = all[i].counters[f];
+            if (typeof v !== "number" || !isFinite(v)) {
+                throw new Error("data-path counter " + f + " is missing or not a number");
+            }
+            row[f] = v;
+            total[f] += v;
+        }
+        rows.push(row);
+    }
+    total.label = "Total";
+    return { rows: rows, total: total, attached: modules.length };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -316,6 +393,40 @@ function formatRows(columns, rows) {
     return lines;
 }
 
+// Data-path table (the filter's per-module counters).
+var MODULE_COLUMNS = [
+    ["Module", 8, function (r) { return r.label; }],
+    ["SendNBLs", 10, function (r) { return fmtInt(r.send_nbls_transformed); }],
+    ["SendNBs", 10, function (r) { return fmtInt(r.send_nbs_transformed); }],
+    ["RecvNBLs", 10, function (r) { return fmtInt(r.recv_nbls_transformed); }],
+    ["RecvNBs", 10, function (r) { return fmtInt(r.recv_nbs_transformed); }],
+    ["BytesWritten", 12, function (r) { return fmtInt(r.bytes_written); }],
+    ["RetreatFail", 11, function (r) { return fmtInt(r.retreat_failures); }],
+    ["CtxFail", 7, function (r) { return fmtInt(r.context_failures); }],
+    ["SendFail", 8, function (r) { return fmtInt(r.send_nbls_failed); }],
+    ["Paused", 7, function (r) { return fmtInt(r.send_nbls_paused); }],
+    ["Dropped", 7, function (r) { return fmtInt(r.recv_nbls_dropped); }],
+    ["RestoreAdv", 10, function (r) { return fmtInt(r.restores_advanced); }],
+    ["RestoreMan", 10, function (r) { return fmtInt(r.restores_manual); }],
+    ["RestoreBad", 10, function (r) { return fmtInt(r.restores_inconsistent); }],
+    ["PatternBad", 10, function (r) { return fmtInt(r.pattern_mismatches); }],
+    ["Passthru", 8, function (r) { return fmtInt(r.passthrough_nbls); }]
+];
+
+function formatModules(m) {
+    var rows = m.rows.slice();
+    rows.push(m.total);
+    var t = m.total;
+    return ["data path: " + m.attached + " attached module(s) (m<slot>), then the modules that have detached"]
+        .concat(formatRows(MODULE_COLUMNS, rows))
+        .concat([
+            "vlan already tagged " + t.vlan_already_tagged + ", vlan untouched " + t.vlan_untouched_nbls +
+                ", config bad values " + t.config_bad_values + ", config open failures " + t.config_open_failures +
+                ", OIDs forwarded " + t.oids_forwarded + " (clone failures " + t.oid_clone_failures +
+                "), pauses pended " + t.pauses_pended
+        ]);
+}
+
 function formatHeader(agg) {
     return "mdlpool statistics: root v" + agg.version + ", " + agg.state_name + ", " + agg.cpu_count + " CPUs, " +
         agg.class_count + " size classes + oversize, magazine " + agg.magazine_size + ", depot limit " +
@@ -342,8 +453,11 @@ function formatClassTable(agg) {
     if (!agg.live) {
         lines.push("(driver unloaded: final totals kept in the image at unload; per-CPU counters are gone)");
     }
-    lines = lines.concat(formatRows(CLASS_COLUMNS, rows));
-    return lines.concat(formatFooter(agg)).join("\n") + "\n";
+    lines = lines.concat(formatRows(CLASS_COLUMNS, rows)).concat(formatFooter(agg));
+    if (agg.modules !== null) {
+        lines = lines.concat(formatModules(agg.modules));
+    }
+    return lines.join("\n") + "\n";
 }
 
 // One row per CPU (summed over classes), then the total.
@@ -372,6 +486,12 @@ function figuresText(agg) {
         for (var j = 0; j < FIGURES.length; j++) {
             lines.push(prefix + "." + FIGURES[j] + " " + fmtInt(rows[i][FIGURES[j]]));
         }
+    }
+    if (agg.modules !== null) {
+        for (var k = 0; k < FILTER_FIELDS.length; k++) {
+            lines.push("datapath.total." + FILTER_FIELDS[k] + " " + agg.modules.total[FILTER_FIELDS[k]]);
+        }
+        lines.push("datapath.attached " + agg.modules.attached);
     }
     lines.push("state " + agg.state);
     return lines.join("\n") + "\n";
@@ -433,7 +553,7 @@ function readDump(mem, layout, rootAddress) {
     var dump = { format: "mdlpool-stats-dump" };
     for (i = 1; i < ROOT_FIELDS.length; i++) {
         var name = ROOT_FIELDS[i][0];
-        if (ROOT_FIELDS[i][2] === "" && name !== "counters") {
+        if (ROOT_FIELDS[i][2] === "" && !isPointerField(name)) {
             dump[name] = mem.read(at(name), 1, ROOT_FIELDS[i][1])[0];
         }
     }
@@ -456,6 +576,25 @@ function readDump(mem, layout, rootAddress) {
     for (i = 0; i < dump.slots_per_cpu; i++) {
         dump.final_counters.push(readCounters(mem.add(at("final_counters"), i * layout.counter_size)));
     }
+    function readFilter(address) {
+        var c = {};
+        for (var k = 0; k < FILTER_FIELDS.length; k++) {
+            c[FILTER_FIELDS[k]] = mem.read(mem.add(address, layout.filter[FILTER_FIELDS[k]]), 1, 8)[0];
+        }
+        return c;
+    }
+    dump.modules = [];
+    var list = mem.readPointer(at("modules"));
+    if (!mem.isNull(list)) {
+        for (i = 0; i < dump.module_slots; i++) {
+            var module = mem.readPointer(mem.add(list, 8 * i));
+            if (!mem.isNull(module)) {
+                dump.modules.push({ slot: i, counters: readFilter(mem.add(module, dump.module_stats_offset)) });
+            }
+        }
+    }
+    var detached = mem.readPointer(at("detached_totals"));
+    dump.detached_totals = mem.isNull(detached) ? readFilterZero() : readFilter(detached);
     dump.counters = [];
     var base = mem.readPointer(at("counters"));
     if (dump.state !== 3 && !mem.isNull(base)) {
@@ -470,17 +609,29 @@ function readDump(mem, layout, rootAddress) {
     return dump;
 }
 
+function readFilterZero() {
+    var c = {};
+    for (var k = 0; k < FILTER_FIELDS.length; k++) {
+        c[FILTER_FIELDS[k]] = 0;
+    }
+    return c;
+}
+
 // WinDbg only: the layout from the PDB and a memory reader over host.memory (addresses as host.Int64).
 function readDumpFromDebugger() {
     var rootType = host.getModuleType(MODULE_NAME, ROOT_TYPE);
     var counterType = host.getModuleType(MODULE_NAME, COUNTER_TYPE);
-    var layout = { root: {}, counter: {}, counter_size: toNumber(counterType.size) };
+    var filterType = host.getModuleType(MODULE_NAME, FILTER_TYPE);
+    var layout = { root: {}, counter: {}, filter: {}, counter_size: toNumber(counterType.size) };
     var i;
     for (i = 0; i < ROOT_FIELDS.length; i++) {
         layout.root[ROOT_FIELDS[i][0]] = fieldOffset(rootType, ROOT_TYPE, ROOT_FIELDS[i][0]);
     }
     for (i = 0; i < COUNTER_FIELDS.length; i++) {
         layout.counter[COUNTER_FIELDS[i]] = fieldOffset(counterType, COUNTER_TYPE, COUNTER_FIELDS[i]);
+    }
+    for (i = 0; i < FILTER_FIELDS.length; i++) {
+        layout.filter[FILTER_FIELDS[i]] = fieldOffset(filterType, FILTER_TYPE, FILTER_FIELDS[i]);
     }
     var mem = {
         add: function (addr, bytes) {
@@ -543,6 +694,8 @@ if (typeof module !== "undefined" && module.exports) {
         COUNTER_TYPE: COUNTER_TYPE,
         ROOT_FIELDS: ROOT_FIELDS,
         COUNTER_FIELDS: COUNTER_FIELDS,
+        FILTER_TYPE: FILTER_TYPE,
+        FILTER_FIELDS: FILTER_FIELDS,
         aggregate: aggregate,
         derive: derive,
         hitRate: hitRate,

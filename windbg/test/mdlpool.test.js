@@ -87,12 +87,30 @@ test("the class table matches the recorded golden output and its columns line up
         const golden = fs.readFileSync(path.join(fixtures, name.replace(/\.json$/, ".txt")), "utf8");
         assert.equal(text, golden, name + ": regenerate with node windbg/mdlpool.js --render " + name);
         const lines = text.split("\n");
-        const table = lines.filter((l) => /^(Class|\d|over|Total)/.test(l));
+        const table = lines.slice(0, lines.findIndex((l) => l.startsWith("system allocs"))).filter((l) => /^(Class|\d|over|Total)/.test(l));
         assert.equal(table.length, dump.slots_per_cpu + 2, name);
         for (const l of table) {
             assert.equal(l.length, table[0].length, name + ": ragged row " + JSON.stringify(l));
         }
     }
+});
+
+test("the data-path table: one row per attached module, the detached totals, and their sum", () => {
+    const a = m.aggregate(load("hand-two-cpus.json"));
+    assert.equal(a.modules.attached, 2);
+    assert.deepEqual(a.modules.rows.map((r) => r.label), ["m1", "m3", "detached"]);
+    assert.equal(a.modules.total.send_nbls_transformed, 65);
+    assert.equal(a.modules.total.bytes_written, 1680);
+    assert.equal(a.modules.total.restores_advanced, 117);
+    assert.equal(a.modules.total.pauses_pended, 1);
+    const text = m.render(load("hand-two-cpus.json"));
+    assert.match(text, /^data path: 2 attached module/m);
+    assert.match(text, /^Total\s+65\s+65\s+50\s+55\s+1680\s+1\s+0\s+1\s+2\s+0\s+117\s+2\s+0\s+0\s+9$/m);
+    // A dump without the data-path part (an older reader) still renders the pool.
+    const dump = load("hand-two-cpus.json");
+    delete dump.modules;
+    delete dump.detached_totals;
+    assert.doesNotMatch(m.render(dump), /data path/);
 });
 
 test("a '-' is printed for a rate with no operations and for the oversize size", () => {
@@ -150,13 +168,16 @@ const ROOT_OFFSETS = {
     magic: 0x00, version: 0x08, size: 0x0c, state: 0x10, cpu_count: 0x14, class_count: 0x18,
     slots_per_cpu: 0x1c, cpu_stride: 0x20, slot_stride: 0x24, counters: 0x28, magazine_size: 0x30,
     depot_limit: 0x34, trim_interval_ms: 0x38, class_size: 0x40, block_bytes: 0x60, foreign_frees: 0x80,
-    double_frees: 0x88, bad_cpu: 0x90, refreshes: 0x98, high_water: 0xa0, final_counters: 0x100
+    double_frees: 0x88, bad_cpu: 0x90, refreshes: 0x98, high_water: 0xa0, modules: 0xe8, module_slots: 0xf0,
+    module_stats_offset: 0xf4, detached_totals: 0xf8, final_counters: 0x100
 };
 
 function layout() {
     const counter = {};
     m.COUNTER_FIELDS.forEach((f, i) => { counter[f] = i * 8; });
-    return { root: ROOT_OFFSETS, counter: counter, counter_size: 128 };
+    const filter = {};
+    m.FILTER_FIELDS.forEach((f, i) => { filter[f] = i * 8; });
+    return { root: ROOT_OFFSETS, counter: counter, filter: filter, counter_size: 128 };
 }
 
 function fakeMemory(bytes) {
@@ -185,7 +206,7 @@ function writeRow(mem, at, row) {
 
 // Lays a dump out in memory as the driver would: root at 0x1000, the CPU counter array at 0x4000.
 function layOut(dump) {
-    const mem = fakeMemory(0x8000);
+    const mem = fakeMemory(0x10000);
     const root = 0x1000;
     const base = 0x4000;
     const o = ROOT_OFFSETS;
@@ -205,6 +226,19 @@ function layOut(dump) {
     dump.high_water.forEach((v, i) => mem.buf.writeBigUInt64LE(BigInt(v), root + o.high_water + 8 * i));
     dump.final_counters.forEach((r, s) => writeRow(mem, root + o.final_counters + 128 * s, r));
     dump.counters.forEach((cpu, c) => cpu.forEach((r, s) => writeRow(mem, base + c * dump.cpu_stride + s * dump.slot_stride, r)));
+    // The filter's module list (0x8000), its modules (0x9000 + 0x200 * slot), the detached totals (0xc000).
+    mem.buf.writeUInt32LE(dump.module_slots, root + o.module_slots);
+    mem.buf.writeUInt32LE(dump.module_stats_offset, root + o.module_stats_offset);
+    mem.buf.writeBigUInt64LE(0x8000n, root + o.modules);
+    mem.buf.writeBigUInt64LE(0xc000n, root + o.detached_totals);
+    const writeFilter = (at, counters) => m.FILTER_FIELDS.forEach((f, i) => mem.buf.writeBigUInt64LE(BigInt(counters[f]), at + 8 * i));
+    for (const { slot, counters } of dump.modules) {
+        const module = 0x9000 + 0x200 * slot;
+        mem.buf.writeBigUInt64LE(BigInt(module), 0x8000 + 8 * slot);
+        mem.buf.fill(0xAA, module, module + dump.module_stats_offset); // the rest of the module context
+        writeFilter(module + dump.module_stats_offset, counters);
+    }
+    writeFilter(0xc000, dump.detached_totals);
     return { mem: mem, root: root };
 }
 
@@ -264,6 +298,8 @@ test("node mdlpool.js --render prints the table, from a file or stdin, and --jso
     assert.match(r5.stdout, /^class\.0\.retained_bytes 1280$/m);
     assert.match(r5.stdout, /^class\.over\.size|^class\.over\.total_allocates 2$/m);
     assert.match(r5.stdout, /^state 2$/m);
+    assert.match(r5.stdout, /^datapath\.total\.bytes_written 1680$/m);
+    assert.match(r5.stdout, /^datapath\.attached 2$/m);
     const r4 = spawnSync(process.execPath, [script, "--bogus"], { encoding: "utf8" });
     assert.equal(r4.status, 2);
 });

@@ -146,7 +146,8 @@ fn struct_behind(
     }
 }
 
-/// What the script declares it reads (its LAYOUT section).
+/// What the script declares it reads (its LAYOUT section): for every `var <X>_TYPE = "..."` the fields
+/// of `var <X>_FIELDS = [...]` (entries `"name"` or `["name", ...]`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScriptLayout {
     pub root_symbol: String,
@@ -154,6 +155,8 @@ pub struct ScriptLayout {
     pub counter_type: String,
     pub root_fields: Vec<String>,
     pub counter_fields: Vec<String>,
+    /// Every (type, fields) pair, the two above included.
+    pub types: Vec<(String, Vec<String>)>,
 }
 
 fn js_string_var(js: &str, var: &str) -> Result<String, String> {
@@ -203,12 +206,30 @@ fn quoted_entries(body: &str, first_of_tuple: bool) -> Vec<String> {
 
 /// Reads the script's LAYOUT section.
 pub fn parse_script(js: &str) -> Result<ScriptLayout, String> {
+    let mut types = Vec::new();
+    let mut rest = js;
+    while let Some(i) = rest.find("_TYPE = \"") {
+        let line_start = rest[..i].rfind("var ").map(|k| k + 4);
+        let prefix = line_start.map(|k| &rest[k..i]).unwrap_or("");
+        rest = &rest[i + 1..];
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            continue;
+        }
+        let ty = js_string_var(js, &format!("{prefix}_TYPE"))?;
+        let body = js_array_body(js, &format!("{prefix}_FIELDS"))?;
+        let tuples = body.trim_start().starts_with('[');
+        types.push((ty, quoted_entries(body, tuples)));
+    }
+    let find = |ty: &str| types.iter().find(|(t, _)| t == ty).map(|(_, f)| f.clone());
+    let root_type = js_string_var(js, "ROOT_TYPE")?;
+    let counter_type = js_string_var(js, "COUNTER_TYPE")?;
     Ok(ScriptLayout {
         root_symbol: js_string_var(js, "ROOT_SYMBOL")?,
-        root_type: js_string_var(js, "ROOT_TYPE")?,
-        counter_type: js_string_var(js, "COUNTER_TYPE")?,
-        root_fields: quoted_entries(js_array_body(js, "ROOT_FIELDS")?, true),
-        counter_fields: quoted_entries(js_array_body(js, "COUNTER_FIELDS")?, false),
+        root_fields: find(&root_type).unwrap_or_default(),
+        counter_fields: find(&counter_type).unwrap_or_default(),
+        root_type,
+        counter_type,
+        types,
     })
 }
 
@@ -447,10 +468,7 @@ pub fn checks(db: &TypeDb, natvis: &str, js: &str) -> Vec<Check> {
             ));
             let mut missing_types = Vec::new();
             let mut missing_fields = Vec::new();
-            for (ty, fields) in [
-                (&layout.root_type, &layout.root_fields),
-                (&layout.counter_type, &layout.counter_fields),
-            ] {
+            for (ty, fields) in &layout.types {
                 if !db.types.contains_key(ty.as_str()) {
                     missing_types.push(ty.clone());
                     continue;
@@ -465,10 +483,8 @@ pub fn checks(db: &TypeDb, natvis: &str, js: &str) -> Vec<Check> {
                 "windbg.js.types",
                 missing_types.is_empty(),
                 if missing_types.is_empty() {
-                    format!(
-                        "{SCRIPT_FILE}: {} and {} are in the PDB",
-                        layout.root_type, layout.counter_type
-                    )
+                    let names: Vec<&str> = layout.types.iter().map(|(t, _)| t.as_str()).collect();
+                    format!("{SCRIPT_FILE}: {} are in the PDB", names.join(", "))
                 } else {
                     format!(
                         "{SCRIPT_FILE} names types the PDB lacks: {}",
@@ -476,7 +492,7 @@ pub fn checks(db: &TypeDb, natvis: &str, js: &str) -> Vec<Check> {
                     )
                 },
             ));
-            let n = layout.root_fields.len() + layout.counter_fields.len();
+            let n: usize = layout.types.iter().map(|(_, f)| f.len()).sum();
             out.push(check(
                 "windbg.js.fields",
                 missing_fields.is_empty() && n > 0,
@@ -694,6 +710,7 @@ var COUNTER_FIELDS = [
         assert_eq!(l.root_fields, ["state", "rows"]);
         assert_eq!(l.counter_fields, ["total_allocates"]);
         assert_eq!(l.root_type, "a::Root");
+        assert_eq!(l.types.len(), 2);
     }
 
     #[test]
