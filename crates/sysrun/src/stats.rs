@@ -41,6 +41,38 @@ pub const COUNTER_FIELDS: [&str; 14] = [
 /// One counter row (a size class on one CPU, or summed).
 pub type Row = [u64; 14];
 
+/// Per-module data-path counters (`FilterStats`), in layout order (each a u64); the dump's names.
+pub const FILTER_FIELDS: [&str; 22] = [
+    "send_nbls_transformed",
+    "send_nbs_transformed",
+    "recv_nbls_transformed",
+    "recv_nbs_transformed",
+    "bytes_written",
+    "retreat_failures",
+    "context_failures",
+    "send_nbls_failed",
+    "send_nbls_paused",
+    "recv_nbls_dropped",
+    "restores_advanced",
+    "restores_manual",
+    "restores_inconsistent",
+    "pattern_mismatches",
+    "vlan_already_tagged",
+    "vlan_untouched_nbls",
+    "passthrough_nbls",
+    "config_bad_values",
+    "config_open_failures",
+    "oids_forwarded",
+    "oid_clone_failures",
+    "pauses_pended",
+];
+
+/// One module's data-path counters.
+pub type FilterRow = [u64; 22];
+
+/// Most module slots the reader follows.
+const MAX_MODULE_SLOTS: u32 = 1024;
+
 /// A snapshot of the root, in the shape of the JSON dump.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsDump {
@@ -66,6 +98,10 @@ pub struct StatsDump {
     pub counters: Vec<Vec<Row>>,
     /// Rows kept in the image at unload.
     pub final_counters: Vec<Row>,
+    /// Attached filter modules: (list slot, data-path counters).
+    pub modules: Vec<(u32, FilterRow)>,
+    /// Data-path counters summed over the modules that have detached.
+    pub detached_totals: FilterRow,
 }
 
 /// Totals over every CPU and slot, with the pool's own derived figures.
@@ -182,6 +218,17 @@ impl StatsDump {
             "final_counters",
             &self.final_counters.iter().map(row_json).collect::<Vec<_>>(),
         );
+        let modules: Vec<String> = self
+            .modules
+            .iter()
+            .map(|(slot, r)| format!("{{\"slot\":{slot},\"counters\":{}}}", filter_json(r)))
+            .collect();
+        list(&mut o, "modules", &modules);
+        let _ = write!(
+            o,
+            ",\"detached_totals\":{}",
+            filter_json(&self.detached_totals)
+        );
         o.push_str("}\n");
         o
     }
@@ -200,6 +247,28 @@ fn row_json(r: &Row) -> String {
         })
         .collect();
     format!("{{{}}}", fields.join(","))
+}
+
+fn filter_json(r: &FilterRow) -> String {
+    let fields: Vec<String> = FILTER_FIELDS
+        .iter()
+        .zip(r)
+        .map(|(n, v)| format!("\"{n}\":{v}"))
+        .collect();
+    format!("{{{}}}", fields.join(","))
+}
+
+/// Reads a `FilterStats` block (22 u64).
+///
+/// # Safety
+/// `p` points at a live `FilterStats`.
+unsafe fn filter_at(p: *const u8) -> FilterRow {
+    let mut r = [0u64; 22];
+    for (i, v) in r.iter_mut().enumerate() {
+        // SAFETY: the caller's contract; the block is 22 consecutive u64.
+        *v = unsafe { (p.add(i * 8) as *const u64).read_volatile() };
+    }
+    r
 }
 
 /// Reads the root of `image` (its `MdlPoolStats` export).
@@ -280,6 +349,45 @@ pub fn read(image: &LoadedImage) -> Result<StatsDump, String> {
             counters.push(cpu);
         }
     }
+    // The filter's module list and detached totals: statics of the image (checked), module blocks
+    // live in simulated nonpaged pool while attached (the caller reads between lifecycle steps).
+    let in_image =
+        |p: usize, len: usize| image.rva_of(p).is_some() && image.rva_of(p + len - 1).is_some();
+    let list = u64_at(0xe8) as usize;
+    let module_slots = u32_at(0xf0);
+    let module_stats_offset = u32_at(0xf4) as usize;
+    let detached_ptr = u64_at(0xf8) as usize;
+    let mut modules = Vec::new();
+    if list != 0 {
+        if module_slots > MAX_MODULE_SLOTS
+            || module_stats_offset > 0x10000
+            || !in_image(list, module_slots as usize * 8)
+        {
+            return Err(format!(
+                "{ROOT_SYMBOL}: implausible module list ({list:#x}, {module_slots} slots, stats at +{module_stats_offset:#x})"
+            ));
+        }
+        for slot in 0..module_slots {
+            // SAFETY: the list lies in the image (checked above): `module_slots` pointers.
+            let module = unsafe { ((list + slot as usize * 8) as *const usize).read_volatile() };
+            if module != 0 {
+                // SAFETY: a listed module is live while attached (the module list contract).
+                modules.push((slot, unsafe {
+                    filter_at((module + module_stats_offset) as *const u8)
+                }));
+            }
+        }
+    }
+    let detached_totals = if detached_ptr == 0 {
+        [0; 22]
+    } else if in_image(detached_ptr, 22 * 8) {
+        // SAFETY: a static of the image (checked above).
+        unsafe { filter_at(detached_ptr as *const u8) }
+    } else {
+        return Err(format!(
+            "{ROOT_SYMBOL}: detached_totals {detached_ptr:#x} is not in the image"
+        ));
+    };
     let final_counters = (0..slots as usize)
         .map(|s| row_at(root[0x100 + s * 128..].as_ptr()))
         .collect();
@@ -308,6 +416,8 @@ pub fn read(image: &LoadedImage) -> Result<StatsDump, String> {
         high_water: (0..slots as usize).map(|i| u64_at(0xa0 + 8 * i)).collect(),
         counters,
         final_counters,
+        modules,
+        detached_totals,
     })
 }
 
