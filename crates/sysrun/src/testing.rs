@@ -98,6 +98,9 @@ const DRIVER_LINK_ARGS: &[&str] = &[
 pub fn bad_driver_sys() -> Result<PathBuf, String> {
     static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PATH.get_or_init(|| {
+        if let Some(p) = std::env::var_os("SYSRUN_BAD_SYS") {
+            return Ok(PathBuf::from(p));
+        }
         let root = workspace_root();
         let nested = nested_target();
         let manifest = root.join("crates/sysrun/tests/bad-driver/Cargo.toml");
@@ -130,11 +133,15 @@ pub fn bad_driver_sys() -> Result<PathBuf, String> {
         let dir = nested.join("bad-driver");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let sys = dir.join("sysrun_bad_driver.sys");
+        // Copy under a temporary name and rename, so a concurrent reader (another test process)
+        // never sees a half-written file.
         for (from, to) in [
-            ("sysrun_bad_driver.dll", sys.clone()),
             ("sysrun_bad_driver.pdb", dir.join("sysrun_bad_driver.pdb")),
+            ("sysrun_bad_driver.dll", sys.clone()),
         ] {
-            std::fs::copy(out.join(from), &to).map_err(|e| format!("copying {from}: {e}"))?;
+            let tmp = to.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::copy(out.join(from), &tmp).map_err(|e| format!("copying {from}: {e}"))?;
+            std::fs::rename(&tmp, &to).map_err(|e| format!("renaming {}: {e}", tmp.display()))?;
         }
         Ok(sys)
     })

@@ -83,7 +83,9 @@ pub(crate) fn install() -> Result<(), String> {
                 // SAFETY: a zeroed sigaction is a valid "no handler" value to be filled in.
                 let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
                 sa.sa_sigaction = on_fault as *const () as usize;
-                sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+                // Not SA_ONSTACK: the handler runs on the faulting thread's own stack (the driver's
+                // stack, which has room), not on the small alternate stack Rust's runtime installs.
+                sa.sa_flags = libc::SA_SIGINFO;
                 // SAFETY: sa_mask is a valid sigset to initialise.
                 unsafe { libc::sigemptyset(&mut sa.sa_mask) };
                 // SAFETY: as above; filled by sigaction.
@@ -294,6 +296,9 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     let rip = gregs[libc::REG_RIP as usize] as usize;
 
     let Some((slot, start)) = image_at(rip) else {
+        // Not image code. If this thread is inside a routine an image called (ndis-sim serving an
+        // import, e.g. with a bad pointer from the driver), say which image call led here first.
+        report_outside_image(sig, info, rip);
         chain(sig, info, ctx);
         return;
     };
@@ -368,6 +373,33 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     unsafe { libc::write(2, text.buf.as_ptr().cast(), text.len) };
     // SAFETY: ends the process; async-signal-safe.
     unsafe { libc::abort() };
+}
+
+/// A fault outside every image: if this thread is inside a routine an image called (ndis-sim
+/// serving an import, e.g. with a bad pointer from the driver), names the image call that led there.
+#[inline(never)]
+fn report_outside_image(sig: libc::c_int, info: *mut libc::siginfo_t, rip: usize) {
+    let Some(ret) = crate::callsite::innermost() else {
+        return;
+    };
+    let Some((s, st)) = image_at(ret.wrapping_sub(1)) else {
+        return;
+    };
+    let mut text = StackText {
+        buf: [0; 1024],
+        len: 0,
+    };
+    // SAFETY: the kernel filled `info` for this signal.
+    let fault_addr = unsafe { (*info).si_addr() } as usize;
+    let _ = write!(
+        text,
+        "sysrun: {} at {rip:#x} (fault address {fault_addr:#x}) outside the image, inside a routine called from ",
+        signal_name(sig)
+    );
+    write_location(&mut text, s, st, ret - 1);
+    let _ = writeln!(text);
+    // SAFETY: writing an initialised buffer to stderr; async-signal-safe.
+    unsafe { libc::write(2, text.buf.as_ptr().cast(), text.len) };
 }
 
 /// Passes a fault outside every image to the disposition that was in force before ours.

@@ -114,6 +114,7 @@ fn run_child(test: &str) -> (std::process::ExitStatus, String) {
     let out = std::process::Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("SYSRUN_CHILD", "1")
+        .env("SYSRUN_BAD_SYS", bad_sys())
         .output()
         .unwrap();
     (
@@ -151,4 +152,34 @@ fn another_privileged_instruction_stops_the_run_naming_bytes_and_function() {
     assert!(stderr.contains("SysrunReadCr3"), "{stderr}");
     assert!(stderr.contains("instruction bytes: 0f 20 d8"), "{stderr}");
     assert!(stderr.contains("privileged instruction"), "{stderr}");
+}
+
+#[test]
+fn child_passes_a_bad_nb_pointer() {
+    if std::env::var_os("SYSRUN_CHILD").is_none() {
+        return; // only meaningful in the child started by the test below
+    }
+    let _sim = Sim::start(SimConfig {
+        cpus: 1,
+        ..SimConfig::default()
+    });
+    let image = LoadedImage::load(bad_sys()).unwrap_or_else(|e| panic!("{e}"));
+    let bad: unsafe extern "win64" fn() -> u32 = export(&image, "SysrunBadNbPointer");
+    // SAFETY: exported test routine; it passes NET_BUFFER 0x10 to NDIS, which faults.
+    unsafe { bad() };
+    unreachable!("NdisAdjustNetBufferCurrentMdl(0x10) must fault");
+}
+
+#[test]
+fn a_fault_inside_ndis_sim_names_the_image_call_that_led_there() {
+    let _ = bad_sys();
+    let (status, stderr) = run_child("child_passes_a_bad_nb_pointer");
+    assert!(!status.success(), "the child must not survive: {stderr}");
+    assert!(stderr.contains("sysrun: SIGSEGV at"), "{stderr}");
+    assert!(stderr.contains("fault address 0x"), "{stderr}");
+    assert!(
+        stderr.contains("outside the image, inside a routine called from sysrun_bad_driver.sys!"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SysrunBadNbPointer"), "{stderr}");
 }

@@ -252,3 +252,12 @@ pub unsafe extern "system" fn SysrunReadCr3() -> u64 {
     unsafe { core::arch::asm!("mov {}, cr3", out(reg) v, options(nostack, nomem)) };
     v
 }
+
+/// BUG (on purpose): hands NDIS a NET_BUFFER pointer that points nowhere (0x10). (Not a tail
+/// call, so the call site is this function's own `call` instruction.)
+#[no_mangle]
+pub unsafe extern "system" fn SysrunBadNbPointer() -> u32 {
+    // SAFETY: deliberately violated (the test expects the run to stop inside NDIS).
+    unsafe { NdisAdjustNetBufferCurrentMdl(core::hint::black_box(0x10) as *mut NET_BUFFER) };
+    core::hint::black_box(7)
+}
