@@ -89,7 +89,7 @@ fn acquire_cpu(cpu: usize) {
     let mut spins: u64 = 0;
     let mut since: Option<Instant> = None;
     loop {
-        match slot.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed) {
+        match slot.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
             Ok(_) => return,
             Err(owner) if owner == me => return,
             Err(_) => {}
@@ -188,7 +188,7 @@ fn spin_acquire(routine: &str, lock: *mut KSPIN_LOCK) {
         std::process::abort();
     }
     while word
-        .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+        .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
         if DETERMINISTIC.load(Ordering::Relaxed) {

@@ -273,7 +273,7 @@ impl SimGuard {
         entry: unsafe extern "system" fn(*mut DRIVER_OBJECT, *mut UNICODE_STRING) -> NTSTATUS,
     ) -> Result<Driver, NTSTATUS> {
         // SAFETY: a Rust-linked DriverEntry has the system convention.
-        unsafe { self.load_driver_raw(entry as usize, Abi::System) }
+        unsafe { self.load_driver_with(entry, Abi::System) }
     }
 
     /// Loads a driver from an entry address in the given convention (a PE image mapped by sysrun uses
@@ -282,6 +282,20 @@ impl SimGuard {
     /// # Safety
     /// `entry` must be a DriverEntry of convention `abi`.
     pub unsafe fn load_driver_raw(&self, entry: usize, abi: Abi) -> Result<Driver, NTSTATUS> {
+        // SAFETY: the caller guarantees `entry` is a DriverEntry (the convention is handled by invoke).
+        let f: unsafe extern "system" fn(*mut DRIVER_OBJECT, *mut UNICODE_STRING) -> NTSTATUS =
+            unsafe { std::mem::transmute(entry) };
+        // SAFETY: as above.
+        unsafe { self.load_driver_with(f, abi) }
+    }
+
+    /// # Safety
+    /// `f` must be a DriverEntry of convention `abi`.
+    unsafe fn load_driver_with(
+        &self,
+        f: unsafe extern "system" fn(*mut DRIVER_OBJECT, *mut UNICODE_STRING) -> NTSTATUS,
+        abi: Abi,
+    ) -> Result<Driver, NTSTATUS> {
         let obj = mem::raw_alloc(
             mem::Owner::Sim,
             POOL_FLAG_NON_PAGED,
@@ -297,11 +311,8 @@ impl SimGuard {
             (*obj).Type = IO_TYPE_DRIVER;
             (*obj).Size = std::mem::size_of::<DRIVER_OBJECT>() as i16;
             (*obj).DriverName = UNICODE_STRING::from_static(name);
-            (*obj).DriverInit = std::mem::transmute::<usize, PDRIVER_INITIALIZE>(entry);
+            (*obj).DriverInit = Some(f);
         }
-        let f: unsafe extern "system" fn(*mut DRIVER_OBJECT, *mut UNICODE_STRING) -> NTSTATUS =
-            // SAFETY: the caller guarantees `entry` is a DriverEntry (convention handled by invoke).
-            unsafe { std::mem::transmute(entry) };
         let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
         verifier::log("[io] DriverEntry");
         // SAFETY: DriverEntry with a fresh driver object and registry path, at PASSIVE_LEVEL.
