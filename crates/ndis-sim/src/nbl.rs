@@ -270,7 +270,7 @@ pub(crate) unsafe fn check_nb_consistent(context: &str, nb: *const NET_BUFFER) -
             );
             return false;
         }
-        if mdl == n.CurrentMdl as *const MDL && !found {
+        if std::ptr::eq(mdl, n.CurrentMdl) && !found {
             found = true;
             pos = total + n.CurrentMdlOffset as u64;
         }

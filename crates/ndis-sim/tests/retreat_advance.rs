@@ -114,8 +114,8 @@ fn fast_path_moves_data_start_into_an_earlier_mdl() {
     let nb = t.nb(0);
     let (m0, m1) = (t.mdls()[0] as usize, t.mdls()[1] as usize);
     assert_eq!(fields(nb), (m0, 20, 80, m1, 10));
-    // SAFETY: valid NB.
     assert_eq!(
+        // SAFETY: valid NB.
         unsafe { NdisRetreatNetBufferDataStart(nb, 14, 0, None) },
         NDIS_STATUS_SUCCESS
     );
@@ -142,8 +142,8 @@ fn allocating_path_with_data_offset_zero_asks_delta_plus_backfill() {
     let t = TestNbl::single(&[60], 0, 60);
     let nb = t.nb(0);
     let before = fields(nb);
-    // SAFETY: valid NB.
     assert_eq!(
+        // SAFETY: valid NB.
         unsafe { NdisRetreatNetBufferDataStart(nb, 14, 32, Some(test_alloc)) },
         NDIS_STATUS_SUCCESS
     );
@@ -173,8 +173,8 @@ fn allocating_path_with_data_offset_above_zero_asks_only_the_shortfall() {
     let t = TestNbl::single(&[66], 6, 60);
     let nb = t.nb(0);
     let before = fields(nb);
-    // SAFETY: valid NB.
     assert_eq!(
+        // SAFETY: valid NB.
         unsafe { NdisRetreatNetBufferDataStart(nb, 14, 0, Some(test_alloc)) },
         NDIS_STATUS_SUCCESS
     );
@@ -189,8 +189,8 @@ fn allocating_path_with_data_offset_above_zero_asks_only_the_shortfall() {
     unsafe { NdisAdvanceNetBufferDataStart(nb, 14, TRUE, Some(test_free)) };
     assert_eq!(fields(nb), before);
     ROUND_TO.store(64, SeqCst);
-    // SAFETY: valid NB.
     assert_eq!(
+        // SAFETY: valid NB.
         unsafe { NdisRetreatNetBufferDataStart(nb, 14, 0, Some(test_alloc)) },
         NDIS_STATUS_SUCCESS
     );
@@ -211,8 +211,8 @@ fn failed_allocation_leaves_the_nb_untouched() {
     let nb = t.nb(0);
     let before = fields(nb);
     FAIL_CALL.store(1, SeqCst);
-    // SAFETY: valid NB.
     assert_eq!(
+        // SAFETY: valid NB.
         unsafe { NdisRetreatNetBufferDataStart(nb, 14, 0, Some(test_alloc)) },
         NDIS_STATUS_RESOURCES
     );
@@ -227,8 +227,8 @@ fn default_allocator_is_one_nonpaged_block_freed_by_the_default_free() {
     let t = TestNbl::single(&[60], 0, 60);
     let nb = t.nb(0);
     let before = fields(nb);
-    // SAFETY: valid NB.
     assert_eq!(
+        // SAFETY: valid NB.
         unsafe { NdisRetreatNetBufferDataStart(nb, 14, 18, None) },
         NDIS_STATUS_SUCCESS
     );

@@ -377,7 +377,7 @@ unsafe extern "system" fn send(
     // SAFETY: passing the chain down.
     unsafe { NdisFSendNetBufferLists(m.handle, nbls, port, f) };
     if bad() == Bad::TouchAfterSend {
-        // SAFETY (deliberately wrong): writing an NBL after giving it away.
+        // SAFETY: deliberately wrong (a verifier test) — writing an NBL after giving it away.
         unsafe { (*nbls).NetBufferListInfo[info::NetBufferListHashValue] = 0x55 as PVOID };
     }
     if bad() == Bad::IrqlNotRestored && !dispatch {
@@ -401,7 +401,7 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
     // SAFETY: completing the sends we were given.
     unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, flags) };
     if bad() == Bad::CompleteTwice {
-        // SAFETY (deliberately wrong): completing the first NBL again.
+        // SAFETY: deliberately wrong (a verifier test) — completing the first NBL again.
         unsafe { NdisFSendNetBufferListsComplete(m.handle, first, flags) };
     }
     if m.outstanding_sends.fetch_sub(count, SeqCst) == count && m.state.load(SeqCst) == PAUSING {
@@ -440,7 +440,7 @@ unsafe extern "system" fn receive(
         } else {
             0
         };
-        // SAFETY (deliberately wrong): RESOURCES NBLs must not be returned.
+        // SAFETY: deliberately wrong (a verifier test) — RESOURCES NBLs must not be returned.
         unsafe { NdisFReturnNetBufferLists(m.handle, nbls, f) };
     }
 }
