@@ -14,8 +14,10 @@ extern crate std;
 
 pub mod driver;
 pub mod filter;
+pub mod mdl_handlers;
 pub mod names;
 pub mod nb;
+pub mod pool;
 pub mod transform;
 
 pub use driver::{DriverEntry, DriverUnload};
