@@ -413,8 +413,36 @@ fn processors_in(group: u16) -> u32 {
     n.saturating_sub(start).min(per) as u32
 }
 
-/// Adds the exports that the macro cannot express (diverging routines).
+// __chkstk, the stack probe a /NODEFAULTLIB driver imports from ntoskrnl.exe for frames over 4 KiB,
+// is table-only like the C runtime routines below. It probes the pages of a large frame (RAX = size)
+// and must preserve every register but R10/R11; a user-mode Linux stack grows on demand, so a bare
+// `ret` is the whole probe.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+mod chkstk {
+    std::arch::global_asm!(
+        ".globl ndis_sim_chkstk_win64",
+        "ndis_sim_chkstk_win64:",
+        "ret"
+    );
+
+    extern "win64" {
+        fn ndis_sim_chkstk_win64();
+    }
+
+    pub(super) fn entry() -> usize {
+        ndis_sim_chkstk_win64 as *const () as usize
+    }
+}
+
+/// Adds the exports that the macro cannot express (diverging routines, the C runtime imports).
 pub(crate) fn register_extra_exports(table: &mut Vec<crate::abi::Export>) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    table.push(crate::abi::Export {
+        module: "ntoskrnl.exe",
+        name: "__chkstk",
+        win64: chkstk::entry(),
+        system: chkstk::entry(),
+    });
     table.push(crate::abi::Export {
         module: "ntoskrnl.exe",
         name: "KeBugCheckEx",
