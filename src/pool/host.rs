@@ -8,6 +8,9 @@
 //! is CPU 0. With `checked` set, every raise verifies that no other thread is inside the same CPU slot and
 //! panics if one is (test misuse, not a pool error).
 
+// Each includer (lib unit tests, tests/, benches/) uses a different part of this file.
+#![allow(dead_code)]
+
 extern crate std;
 
 use super::Platform;
@@ -20,8 +23,9 @@ use ndis_sys::{
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::boxed::Box;
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::string::{String, ToString};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
 std::thread_local! {
@@ -40,31 +44,79 @@ fn thread_token() -> u64 {
     })
 }
 
+/// Memory accounting of a [`HostPlatform`], shared (`Arc`) so a test can read it after the pool that
+/// owns the platform is destroyed.
+#[derive(Default)]
+pub struct Tracker {
+    live_allocs: AtomicUsize,
+    live_bytes: AtomicUsize,
+    total_allocs: AtomicU64,
+    /// Live regions (address -> (pointer, bytes)) when the platform is `checked`.
+    regions: Mutex<HashMap<usize, (SendPtr, usize)>>,
+}
+
+struct SendPtr(*mut u8);
+// SAFETY: the pointer is only dereferenced (freed) by `free_all`, by whoever owns the regions then.
+unsafe impl Send for SendPtr {}
+
+impl Tracker {
+    /// Regions allocated and not yet freed.
+    pub fn live_allocs(&self) -> usize {
+        self.live_allocs.load(Ordering::Relaxed)
+    }
+
+    /// Bytes allocated and not yet freed.
+    pub fn live_bytes(&self) -> usize {
+        self.live_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Regions ever allocated.
+    pub fn total_allocs(&self) -> u64 {
+        self.total_allocs.load(Ordering::Relaxed)
+    }
+
+    /// Frees every region still live (blocks a destroyed pool reported as leaked); returns how many.
+    /// Only for `checked` platforms, which record regions.
+    ///
+    /// # Safety
+    /// Nothing uses those regions any more.
+    pub unsafe fn free_all(&self) -> usize {
+        let regions: Vec<_> = self
+            .regions
+            .lock()
+            .map(|mut r| r.drain().collect())
+            .unwrap_or_default();
+        for (_, (p, bytes)) in &regions {
+            self.live_allocs.fetch_sub(1, Ordering::Relaxed);
+            self.live_bytes.fetch_sub(*bytes, Ordering::Relaxed);
+            // SAFETY: allocated by alloc_block(bytes) with this layout, unused (caller).
+            unsafe { dealloc(p.0, HostPlatform::layout_for(*bytes)) };
+        }
+        regions.len()
+    }
+}
+
 /// Host platform: threads are CPUs, memory comes from the global allocator.
 pub struct HostPlatform {
     cpus: usize,
     checked: bool,
     /// Per-CPU slot occupant (thread token) while raised; only used when `checked`.
     occupant: Box<[AtomicU64]>,
-    live_allocs: AtomicUsize,
-    live_bytes: AtomicUsize,
-    total_allocs: AtomicU64,
+    tracker: Arc<Tracker>,
     /// When set, `alloc_block` fails (simulated pool exhaustion).
     pub fail_allocs: AtomicBool,
     reports: Mutex<Vec<String>>,
 }
 
 impl HostPlatform {
-    /// A platform with `cpus` CPU slots. `checked` adds the slot-exclusivity check (an atomic per raise;
-    /// leave it off in benchmarks).
+    /// A platform with `cpus` CPU slots. `checked` adds the slot-exclusivity check (an atomic per raise)
+    /// and records every live region; leave it off in benchmarks.
     pub fn new(cpus: usize, checked: bool) -> Self {
         Self {
             cpus,
             checked,
             occupant: (0..cpus.max(1)).map(|_| AtomicU64::new(0)).collect(),
-            live_allocs: AtomicUsize::new(0),
-            live_bytes: AtomicUsize::new(0),
-            total_allocs: AtomicU64::new(0),
+            tracker: Arc::new(Tracker::default()),
             fail_allocs: AtomicBool::new(false),
             reports: Mutex::new(Vec::new()),
         }
@@ -80,19 +132,14 @@ impl HostPlatform {
         CPU.with(|c| c.get())
     }
 
+    /// The memory accounting (outlives the pool).
+    pub fn tracker(&self) -> Arc<Tracker> {
+        self.tracker.clone()
+    }
+
     /// Regions allocated and not yet freed.
     pub fn live_allocs(&self) -> usize {
-        self.live_allocs.load(Ordering::Relaxed)
-    }
-
-    /// Bytes allocated and not yet freed.
-    pub fn live_bytes(&self) -> usize {
-        self.live_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Regions ever allocated.
-    pub fn total_allocs(&self) -> u64 {
-        self.total_allocs.load(Ordering::Relaxed)
+        self.tracker.live_allocs()
     }
 
     /// Diagnostics the pool reported.
@@ -158,16 +205,33 @@ unsafe impl Platform for HostPlatform {
         // SAFETY: the layout has a non-zero size.
         let p = unsafe { alloc_zeroed(Self::layout_for(bytes)) };
         if !p.is_null() {
-            self.live_allocs.fetch_add(1, Ordering::Relaxed);
-            self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
-            self.total_allocs.fetch_add(1, Ordering::Relaxed);
+            let t = &self.tracker;
+            t.live_allocs.fetch_add(1, Ordering::Relaxed);
+            t.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+            t.total_allocs.fetch_add(1, Ordering::Relaxed);
+            if self.checked {
+                if let Ok(mut r) = t.regions.lock() {
+                    r.insert(p as usize, (SendPtr(p), bytes));
+                }
+            }
         }
         p
     }
 
     unsafe fn free_block(&self, block: *mut u8, bytes: usize) {
-        self.live_allocs.fetch_sub(1, Ordering::Relaxed);
-        self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        let t = &self.tracker;
+        t.live_allocs.fetch_sub(1, Ordering::Relaxed);
+        t.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        if self.checked {
+            if let Ok(mut r) = t.regions.lock() {
+                let known = r.remove(&(block as usize)).map(|(_, b)| b);
+                assert_eq!(
+                    known,
+                    Some(bytes),
+                    "free_block of a region not allocated with this size"
+                );
+            }
+        }
         // SAFETY: the caller passes a region from alloc_block(bytes), allocated with this same layout.
         unsafe { dealloc(block, Self::layout_for(bytes)) };
     }

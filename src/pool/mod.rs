@@ -548,8 +548,8 @@ impl<P: Platform> Pool<P> {
                 fault_counter: AtomicU64::new(0),
             })
         };
-        // SAFETY: just written, non-null.
         Ok(PoolHandle {
+            // SAFETY: just written, non-null.
             pool: unsafe { NonNull::new_unchecked(pool) },
         })
     }
@@ -613,7 +613,7 @@ impl<P: Platform> Pool<P> {
 
     /// Class index for a request: `Some(class)`, `None` for an oversize request; `Err` if unservable.
     #[inline(always)]
-    fn class_for(&self, size: u32) -> Result<Option<usize>, ()> {
+    pub(crate) fn class_for(&self, size: u32) -> Result<Option<usize>, ()> {
         let idx = (size as usize).wrapping_add(15) >> 4;
         match self.class_lut.get(idx) {
             Some(&c) if size != 0 && c != NO_CLASS => Ok(Some(c as usize)),
@@ -710,7 +710,7 @@ impl<P: Platform> Pool<P> {
                     stats::sub(&ctr.depth, 1);
                     return *Magazine::slots(mag).add(n as usize - 1);
                 }
-                self.pop_slow(cpu, class, cc, ctr)
+                self.pop_slow(class, cc, ctr)
             }
         })
     }
@@ -719,13 +719,11 @@ impl<P: Platform> Pool<P> {
     #[inline(never)]
     unsafe fn pop_slow(
         &self,
-        cpu: usize,
         class: usize,
         cc: &mut ClassCache,
         ctr: &ClassCounters,
     ) -> *mut BlockHeader {
-        let _ = cpu;
-        // SAFETY (whole function): the caller gives exclusive access to this CPU's cache `cc`; magazines
+        // SAFETY: (whole function) the caller gives exclusive access to this CPU's cache `cc`; magazines
         // reached through it or popped from the depot are exclusively ours.
         unsafe {
             if (*cc.previous).count == 0 {
@@ -904,7 +902,7 @@ impl<P: Platform> Pool<P> {
         ctr: &ClassCounters,
         block: *mut BlockHeader,
     ) {
-        // SAFETY (whole function): exclusive access to this CPU's cache `cc` (caller); magazines reached
+        // SAFETY: (whole function) exclusive access to this CPU's cache `cc` (caller); magazines reached
         // through it or popped from the depot are exclusively ours.
         unsafe {
             if (*cc.previous).count < (*cc.previous).capacity {
