@@ -65,6 +65,11 @@ pub use verifier::{rules, Finding};
 use ndis_sys::*;
 use std::sync::{Mutex, MutexGuard};
 
+/// `NDIS_STATUS_RESET_START` status indication (ndis.h).
+pub const NDIS_STATUS_RESET_START: NDIS_STATUS = 0x4001_0004;
+/// `NDIS_STATUS_RESET_END` status indication (ndis.h).
+pub const NDIS_STATUS_RESET_END: NDIS_STATUS = 0x4001_0005;
+
 /// How a simulation is set up.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -697,6 +702,35 @@ impl Adapter {
     pub fn net_pnp_event(&self, code: u32) -> NDIS_STATUS {
         let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
         filter::net_pnp(self.id, code)
+    }
+
+    /// The miniport loses the link: sends complete with NDIS_STATUS_MEDIA_DISCONNECTED from now on,
+    /// and NDIS_STATUS_MEDIA_DISCONNECT is indicated.
+    pub fn disconnect(&self) {
+        self.configure(|c| c.send_status = NDIS_STATUS_MEDIA_DISCONNECTED);
+        self.indicate_status(NDIS_STATUS_MEDIA_DISCONNECT);
+    }
+
+    /// The link comes back: sends succeed again and NDIS_STATUS_MEDIA_CONNECT is indicated.
+    pub fn connect(&self) {
+        self.configure(|c| c.send_status = NDIS_STATUS_SUCCESS);
+        self.indicate_status(NDIS_STATUS_MEDIA_CONNECT);
+    }
+
+    /// The miniport resets: NDIS_STATUS_RESET_START, every queued send completed with
+    /// NDIS_STATUS_RESET_IN_PROGRESS (at DISPATCH_LEVEL), NDIS_STATUS_RESET_END.
+    pub fn reset(&self) {
+        self.indicate_status(NDIS_STATUS_RESET_START);
+        let old = stack::stack().adapters[self.id].cfg.send_status;
+        self.configure(|c| c.send_status = NDIS_STATUS_RESET_IN_PROGRESS);
+        {
+            let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+            kernel::at_irql(DISPATCH_LEVEL, || {
+                stack::pump_sends_at_current_irql(self.id, usize::MAX, None)
+            });
+        }
+        self.configure(|c| c.send_status = old);
+        self.indicate_status(NDIS_STATUS_RESET_END);
     }
 
     /// Counters so far.

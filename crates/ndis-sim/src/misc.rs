@@ -113,6 +113,7 @@ pub(crate) fn advance_clock_ms(ms: u64) -> usize {
             break;
         }
     }
+    stack::check_held_timeouts(now / 10_000);
     fired
 }
 

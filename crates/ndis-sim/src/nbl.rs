@@ -71,6 +71,10 @@ pub(crate) struct NblRec {
     pub base_context: usize,
     /// Part of a receive indicated with NDIS_RECEIVE_FLAGS_RESOURCES that has not come back yet.
     pub resources: bool,
+    /// Simulated time (ms) it last came into the filter's hands.
+    pub since_ms: u64,
+    /// A TIMEOUT_SEND/RECEIVE was already reported for this stay in the filter.
+    pub timed_out: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -749,6 +753,8 @@ pub(crate) fn alloc_nbl(
             prealloc_nb: nb as usize,
             base_context: ctx as usize,
             resources: false,
+            since_ms: crate::misc::now_ms(),
+            timed_out: false,
         },
     );
     nbl

@@ -460,6 +460,8 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
+            r.since_ms = crate::misc::now_ms();
+            r.timed_out = false;
             r.dir = Dir::Send;
         });
     }
@@ -574,6 +576,8 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
         nbl::with_nbl(n, |r| {
             r.seal = None;
             r.holder = Holder::Filter;
+            r.since_ms = crate::misc::now_ms();
+            r.timed_out = false;
         });
         if h.is_some() || creator == Some(Creator::Driver) {
             to_filter.push(n);
@@ -667,6 +671,8 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
+            r.since_ms = crate::misc::now_ms();
+            r.timed_out = false;
             r.dir = Dir::Receive;
             r.resources = resources;
         });
@@ -791,6 +797,8 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
             nbl::with_nbl(n, |r| {
                 r.seal = None;
                 r.holder = Holder::Filter;
+                r.since_ms = crate::misc::now_ms();
+                r.timed_out = false;
             });
         }
         return;
@@ -816,6 +824,8 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
         nbl::with_nbl(n, |r| {
             r.seal = None;
             r.holder = Holder::Filter;
+            r.since_ms = crate::misc::now_ms();
+            r.timed_out = false;
         });
         list.push(n);
     }
@@ -1019,4 +1029,38 @@ pub(crate) fn return_some(id: usize, n: usize) -> usize {
     let k = rets.len();
     protocol_return(id, rets);
     k
+}
+
+/// NdisFilterTimedDataSend / NdisFilterTimedDataReceive: a send from above or a receive from below
+/// that stays in the filter's hands longer than the adapter's timeout.
+pub(crate) fn check_held_timeouts(now_ms: u64) {
+    let limits: Vec<u64> = stack()
+        .adapters
+        .iter()
+        .map(|a| a.cfg.timeout_ticks as u64 * 10)
+        .collect();
+    let mut late = Vec::new();
+    for (addr, r) in nbl::all_nbls() {
+        if r.holder != Holder::Filter || r.timed_out {
+            continue;
+        }
+        let (id, rule) = match r.creator {
+            Creator::Protocol(a) => (a, rules::TIMEOUT_SEND),
+            Creator::Miniport(a) if !r.resources => (a, rules::TIMEOUT_RECEIVE),
+            _ => continue,
+        };
+        if let Some(&limit) = limits.get(id) {
+            if now_ms.saturating_sub(r.since_ms) > limit {
+                late.push((addr, rule, now_ms - r.since_ms));
+            }
+        }
+    }
+    for (addr, rule, held) in late {
+        nbl::with_nbl(addr as *const NET_BUFFER_LIST, |r| r.timed_out = true);
+        verifier::report(
+            rule,
+            addr,
+            format!("held by the filter for {held} ms of simulated time"),
+        );
+    }
 }

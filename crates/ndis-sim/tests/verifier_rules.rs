@@ -44,7 +44,13 @@ fn scenario(bad: Bad, expect: &[&'static str]) {
         if bad != Bad::PauseWithHeldSend {
             nic.drain();
         }
-        let _ = nic.pause();
+        let mut buf = [0u8; 4];
+        nic.oid_request(NdisRequestQueryInformation, 0x0001_0106, &mut buf);
+        // Long enough for the held-NBL timeouts (50 ticks = 500 ms).
+        sim.advance_clock(600);
+        if nic.state() == ModuleState::Running {
+            let _ = nic.pause();
+        }
     }
     nic.detach();
     sim.unload(drv);
@@ -295,5 +301,146 @@ fn fault_injection_by_count_rate_and_predicate() {
     }
     assert!((60..140).contains(&failed), "{failed}");
     assert_eq!(sim.alloc_stats(AllocSite::Pool), (203, 2 + failed));
+    sim.finish();
+}
+
+#[test]
+fn state_forbids_send() {
+    scenario(Bad::OriginateSendWhilePausing, &[rules::STATE_FORBIDS_SEND]);
+}
+
+#[test]
+fn timeout_oid() {
+    scenario(Bad::OidNeverCompletes, &[rules::TIMEOUT_OID]);
+}
+
+#[test]
+fn timeout_restart() {
+    lwf_restart_pends();
+}
+
+fn lwf_restart_pends() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(Bad::RestartPends);
+    sim.expect_finding(rules::TIMEOUT_RESTART);
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig {
+        timeout_ticks: 20,
+        ..AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    assert_eq!(nic.restart(), Err(LifecycleError::Timeout));
+    assert_eq!(nic.state(), ModuleState::Paused);
+    nic.detach();
+    sim.unload(drv);
+    lwf::set_bad(Bad::None);
+    sim.finish();
+}
+
+#[test]
+fn state_forbids_complete() {
+    scenario(
+        Bad::PauseCompleteAndSuccess,
+        &[rules::STATE_FORBIDS_COMPLETE],
+    );
+}
+
+#[test]
+fn pause_failed() {
+    scenario(Bad::PauseFails, &[rules::PAUSE_FAILED]);
+}
+
+#[test]
+fn double_return() {
+    scenario(Bad::ReturnTwice, &[rules::DOUBLE_RETURN]);
+}
+
+#[test]
+fn oid_clone_freed_after_completion() {
+    scenario(Bad::OidCompleteBeforeFree, &[rules::OID_MISUSE]);
+}
+
+#[test]
+fn receive_count_mismatch() {
+    scenario(Bad::WrongReceiveCount, &[rules::RECEIVE_COUNT_MISMATCH]);
+}
+
+#[test]
+fn not_deregistered() {
+    scenario(Bad::NoDeregister, &[rules::NOT_DEREGISTERED]);
+}
+
+#[test]
+fn data_corrupted() {
+    scenario(Bad::CorruptData, &[rules::DATA_CORRUPTED]);
+}
+
+#[test]
+fn nb_inconsistent() {
+    scenario(Bad::BadCurrentMdlOffset, &[rules::NB_INCONSISTENT]);
+}
+
+#[test]
+fn timeout_receive() {
+    scenario(
+        Bad::HoldReceives,
+        &[
+            rules::TIMEOUT_RECEIVE,
+            rules::PAUSE_WITH_OUTSTANDING,
+            rules::LEAKED_NBL,
+        ],
+    );
+}
+
+#[test]
+fn state_forbids_status() {
+    scenario(
+        Bad::StatusDuringAttach,
+        &[rules::STATE_FORBIDS_STATUS, rules::STATE_FORBIDS_OID],
+    );
+}
+
+#[test]
+fn handle_object_lock_and_timer_misuse() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(Bad::None);
+    for r in [
+        rules::BAD_HANDLE,
+        rules::UNKNOWN_NBL,
+        rules::BAD_OBJECT,
+        rules::SPIN_LOCK_MISUSE,
+        rules::TIMER_MISUSE,
+    ] {
+        sim.expect_finding(r);
+    }
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig::default());
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    // SAFETY: deliberate misuse; the simulator never dereferences the unknown NBL.
+    unsafe {
+        NdisFSendNetBufferLists(0x1234 as NDIS_HANDLE, std::ptr::null_mut(), 0, 0);
+        let fake = Box::into_raw(Box::new(std::mem::zeroed::<NET_BUFFER_LIST>()));
+        NdisFSendNetBufferLists(nic.filter_handle(), fake, 0, 0);
+        drop(Box::from_raw(fake));
+        let mut c: NDIS_FILTER_DRIVER_CHARACTERISTICS = std::mem::zeroed();
+        let mut h = std::ptr::null_mut();
+        let st = NdisFRegisterFilterDriver(drv.object(), std::ptr::null_mut(), &mut c, &mut h);
+        assert_eq!(st, NDIS_STATUS_FAILURE, "a second registration is refused");
+        let mut lock: KSPIN_LOCK = 0;
+        KeReleaseSpinLock(&mut lock, PASSIVE_LEVEL);
+        NdisFreeTimerObject(0x5678 as NDIS_HANDLE);
+    }
+    nic.pause().unwrap();
+    nic.detach();
+    sim.unload(drv);
     sim.finish();
 }

@@ -40,6 +40,32 @@ pub enum Bad {
     ByteCountMismatch,
     /// Retreats with an allocator that never calls MmBuildMdlForNonPagedPool.
     UnbuiltMdl,
+    /// Originates a send of its own from FilterPause.
+    OriginateSendWhilePausing,
+    /// Pends every OID without forwarding it.
+    OidNeverCompletes,
+    /// Pends the restart and never completes it.
+    RestartPends,
+    /// Calls NdisFPauseComplete inside FilterPause and also returns SUCCESS.
+    PauseCompleteAndSuccess,
+    /// FilterPause returns NDIS_STATUS_FAILURE.
+    PauseFails,
+    /// Returns every returned receive twice.
+    ReturnTwice,
+    /// Completes the original OID before freeing its clone.
+    OidCompleteBeforeFree,
+    /// Indicates with NumberOfNetBufferLists + 1.
+    WrongReceiveCount,
+    /// DriverUnload forgets NdisFDeregisterFilterDriver.
+    NoDeregister,
+    /// Overwrites the first frame byte of each send and never restores it.
+    CorruptData,
+    /// Sends down with CurrentMdlOffset off by one (restored on completion).
+    BadCurrentMdlOffset,
+    /// Keeps the first receive chain it gets and never returns it.
+    HoldReceives,
+    /// Indicates a status and issues an OID from inside FilterAttach.
+    StatusDuringAttach,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -121,6 +147,9 @@ pub unsafe extern "system" fn DriverEntry(
 }
 
 unsafe extern "system" fn unload(_drv: *mut DRIVER_OBJECT) {
+    if bad() == Bad::NoDeregister {
+        return;
+    }
     // SAFETY: the handle registration gave us; PASSIVE_LEVEL.
     unsafe { NdisFDeregisterFilterDriver(LOADED_HANDLE.swap(core::ptr::null_mut(), SeqCst)) };
 }
@@ -168,6 +197,27 @@ unsafe extern "system" fn attach(
         })
     };
     read_mode(handle);
+    if bad() == Bad::StatusDuringAttach {
+        // SAFETY: zeroed indication with a valid header (deliberately indicated while Attaching).
+        unsafe {
+            let mut ind: NDIS_STATUS_INDICATION = core::mem::zeroed();
+            ind.Header = NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_STATUS_INDICATION,
+                NDIS_STATUS_INDICATION_REVISION_1,
+                NDIS_SIZEOF_STATUS_INDICATION_REVISION_1,
+            );
+            ind.StatusCode = NDIS_STATUS_LINK_STATE;
+            NdisFIndicateStatus(handle, &mut ind);
+            let mut r: NDIS_OID_REQUEST = core::mem::zeroed();
+            r.Header = NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_OID_REQUEST,
+                NDIS_OID_REQUEST_REVISION_1,
+                NDIS_SIZEOF_OID_REQUEST_REVISION_1,
+            );
+            r.RequestType = NdisRequestQueryInformation;
+            let _ = NdisFOidRequest(handle, &mut r);
+        }
+    }
     if bad() != Bad::NoSetAttributes {
         let mut a = NDIS_FILTER_ATTRIBUTES {
             Header: NDIS_OBJECT_HEADER::new(
@@ -237,6 +287,9 @@ unsafe extern "system" fn restart(
     ctx: NDIS_HANDLE,
     _p: *mut NDIS_FILTER_RESTART_PARAMETERS,
 ) -> NDIS_STATUS {
+    if bad() == Bad::RestartPends {
+        return NDIS_STATUS_PENDING;
+    }
     // SAFETY: our module.
     unsafe { module(ctx) }.state.store(RUNNING, SeqCst);
     NDIS_STATUS_SUCCESS
@@ -250,6 +303,28 @@ unsafe extern "system" fn pause(
     let m = unsafe { module(ctx) };
     m.state.store(PAUSING, SeqCst);
     if bad() == Bad::PauseNeverCompletes {
+        return NDIS_STATUS_PENDING;
+    }
+    if bad() == Bad::PauseFails {
+        m.state.store(PAUSED, SeqCst);
+        return NDIS_STATUS_FAILURE;
+    }
+    if bad() == Bad::PauseCompleteAndSuccess {
+        m.state.store(PAUSED, SeqCst);
+        // SAFETY: deliberately wrong (a verifier test) — completing a pause that is not pended.
+        unsafe { NdisFPauseComplete(m.handle) };
+        return NDIS_STATUS_SUCCESS;
+    }
+    if bad() == Bad::OriginateSendWhilePausing {
+        // SAFETY: an NBL of our own over a nonpaged buffer, sent (deliberately) while pausing.
+        unsafe {
+            let buf = ExAllocatePool2(POOL_FLAG_NON_PAGED, 60, TAG);
+            let mdl = NdisAllocateMdl(m.handle, buf, 60);
+            let nbl = NdisAllocateNetBufferAndNetBufferList(m.nbl_pool, 0, 0, mdl, 0, 60);
+            (*nbl).SourceHandle = m.handle;
+            m.outstanding_sends.fetch_add(1, SeqCst);
+            NdisFSendNetBufferLists(m.handle, nbl, 0, 0);
+        }
         return NDIS_STATUS_PENDING;
     }
     if bad() == Bad::OriginateWhilePaused {
@@ -334,6 +409,20 @@ unsafe extern "system" fn send(
                         let _ = NdisRetreatNetBufferDataStart(nb, 2, 0, None);
                     }
                 }
+                Bad::CorruptData => {
+                    let nb = (*n).FirstNetBuffer;
+                    let mut m = (*nb).CurrentMdl;
+                    let mut off = (*nb).CurrentMdlOffset;
+                    while !m.is_null() && off >= (*m).ByteCount {
+                        off -= (*m).ByteCount;
+                        m = (*m).Next;
+                    }
+                    let p = (MdlMappedSystemVa(m) as *mut u8).add(off as usize);
+                    *p ^= 0xFF;
+                }
+                Bad::BadCurrentMdlOffset => {
+                    (*(*n).FirstNetBuffer).CurrentMdlOffset += 1;
+                }
                 Bad::HighIrqlAlloc => {
                     let old = KeRaiseIrql(HIGH_LEVEL);
                     let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, TAG);
@@ -389,20 +478,40 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
     // SAFETY: our module.
     let m = unsafe { module(ctx) };
     let mut count = 0;
+    let mut up: Vec<*mut NET_BUFFER_LIST> = Vec::new();
     let mut n = nbls;
     while !n.is_null() {
         count += 1;
         // SAFETY: NBLs returned to us.
         unsafe {
-            n = (*n).Next;
+            let next = (*n).Next;
+            if (*n).SourceHandle == m.handle {
+                // Our own NBL: free it with its MDL and buffer.
+                let mdl = (*(*n).FirstNetBuffer).MdlChain;
+                let va = MmGetMdlVirtualAddress(mdl);
+                NdisFreeNetBufferList(n);
+                NdisFreeMdl(mdl);
+                ExFreePoolWithTag(va, TAG);
+            } else {
+                if bad() == Bad::BadCurrentMdlOffset {
+                    (*(*n).FirstNetBuffer).CurrentMdlOffset -= 1;
+                }
+                up.push(n);
+            }
+            n = next;
         }
     }
-    let first = nbls;
-    // SAFETY: completing the sends we were given.
-    unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, flags) };
-    if bad() == Bad::CompleteTwice {
-        // SAFETY: deliberately wrong (a verifier test) — completing the first NBL again.
+    for (i, &u) in up.iter().enumerate() {
+        // SAFETY: NBLs we hold.
+        unsafe { (*u).Next = up.get(i + 1).copied().unwrap_or(core::ptr::null_mut()) };
+    }
+    if let Some(&first) = up.first() {
+        // SAFETY: completing the sends we were given.
         unsafe { NdisFSendNetBufferListsComplete(m.handle, first, flags) };
+        if bad() == Bad::CompleteTwice {
+            // SAFETY: deliberately wrong (a verifier test) — completing the first NBL again.
+            unsafe { NdisFSendNetBufferListsComplete(m.handle, first, flags) };
+        }
     }
     if m.outstanding_sends.fetch_sub(count, SeqCst) == count && m.state.load(SeqCst) == PAUSING {
         m.state.store(PAUSED, SeqCst);
@@ -432,6 +541,18 @@ unsafe extern "system" fn receive(
         }
         return;
     }
+    if bad() == Bad::HoldReceives
+        && NDIS_TEST_RECEIVE_CAN_PEND(flags)
+        && m.held.load(SeqCst).is_null()
+    {
+        m.held.store(nbls, SeqCst);
+        return;
+    }
+    let count = if bad() == Bad::WrongReceiveCount {
+        count + 1
+    } else {
+        count
+    };
     // SAFETY: passing up what we were given.
     unsafe { NdisFIndicateReceiveNetBufferLists(m.handle, nbls, port, count, flags) };
     if bad() == Bad::ReturnResources && NDIS_TEST_RECEIVE_CANNOT_PEND(flags) {
@@ -448,6 +569,10 @@ unsafe extern "system" fn receive(
 unsafe extern "system" fn return_nbls(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
     // SAFETY: our module; returning what came back.
     unsafe { NdisFReturnNetBufferLists(module(ctx).handle, nbls, flags) };
+    if bad() == Bad::ReturnTwice {
+        // SAFETY: deliberately wrong (a verifier test) — returning the same chain again.
+        unsafe { NdisFReturnNetBufferLists(module(ctx).handle, nbls, flags) };
+    }
 }
 
 unsafe extern "system" fn status(ctx: NDIS_HANDLE, ind: *mut NDIS_STATUS_INDICATION) {
@@ -464,6 +589,9 @@ unsafe extern "system" fn pnp(
 }
 
 unsafe extern "system" fn oid_request(ctx: NDIS_HANDLE, req: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
+    if bad() == Bad::OidNeverCompletes {
+        return NDIS_STATUS_PENDING;
+    }
     // SAFETY: our module; the sample's clone-and-forward.
     unsafe {
         let m = module(ctx);
@@ -491,6 +619,11 @@ unsafe extern "system" fn oid_complete(
         let m = module(ctx);
         let orig = (*clone).SourceReserved[0] as *mut NDIS_OID_REQUEST;
         (*orig).DATA = (*clone).DATA;
+        if bad() == Bad::OidCompleteBeforeFree {
+            NdisFOidRequestComplete(m.handle, orig, status);
+            NdisFreeCloneOidRequest(m.handle, clone);
+            return;
+        }
         NdisFreeCloneOidRequest(m.handle, clone);
         NdisFOidRequestComplete(m.handle, orig, status);
     }
