@@ -381,7 +381,7 @@ fn data_corrupted() {
 
 #[test]
 fn nb_inconsistent() {
-    scenario(Bad::BadCurrentMdlOffset, &[rules::NB_INCONSISTENT]);
+    scenario(Bad::OffByOneMdlOffset, &[rules::NB_INCONSISTENT]);
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub enum Bad {
     /// Overwrites the first frame byte of each send and never restores it.
     CorruptData,
     /// Sends down with CurrentMdlOffset off by one (restored on completion).
-    BadCurrentMdlOffset,
+    OffByOneMdlOffset,
     /// Keeps the first receive chain it gets and never returns it.
     HoldReceives,
     /// Indicates a status and issues an OID from inside FilterAttach.
@@ -420,7 +420,7 @@ unsafe extern "system" fn send(
                     let p = (MdlMappedSystemVa(m) as *mut u8).add(off as usize);
                     *p ^= 0xFF;
                 }
-                Bad::BadCurrentMdlOffset => {
+                Bad::OffByOneMdlOffset => {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset += 1;
                 }
                 Bad::HighIrqlAlloc => {
@@ -493,7 +493,7 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
                 NdisFreeMdl(mdl);
                 ExFreePoolWithTag(va, TAG);
             } else {
-                if bad() == Bad::BadCurrentMdlOffset {
+                if bad() == Bad::OffByOneMdlOffset {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset -= 1;
                 }
                 up.push(n);
