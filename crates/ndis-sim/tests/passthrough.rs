@@ -82,6 +82,7 @@ fn full_lifecycle(cfg: SimConfig, steps: usize) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "threads: the deterministic tests cover Miri")]
 fn passthrough_lwf_full_lifecycle_threads_on_four_cpus() {
     full_lifecycle(
         SimConfig {
@@ -93,6 +94,10 @@ fn passthrough_lwf_full_lifecycle_threads_on_four_cpus() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "long under Miri; miri_smoke_lifecycle covers the same paths"
+)]
 fn passthrough_lwf_full_lifecycle_deterministic() {
     full_lifecycle(
         SimConfig {
@@ -152,4 +157,49 @@ fn wire_frames_equal_sent_frames_in_order() {
     assert_eq!(nic.protocol_frames().len(), 3);
     assert_eq!(nic.counters().mp_returned_nbls, 3);
     sim.finish();
+}
+
+/// The Miri subset: every lifecycle step and both data paths once, on two virtual CPUs, one thread.
+#[test]
+fn miri_smoke_lifecycle() {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(lwf::Bad::None);
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig::default());
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    let shape = NblShape {
+        nbls: 2,
+        frame_len: 40,
+        mdl_lengths: vec![10, 36],
+        data_offset: 6,
+        ..NblShape::default()
+    };
+    nic.send(&shape);
+    kernel::bind_thread_to_cpu(1);
+    kernel::at_irql(DISPATCH_LEVEL, || {
+        nic.send(&shape);
+        nic.indicate(&shape, 0);
+        nic.indicate(&shape, NDIS_RECEIVE_FLAGS_RESOURCES);
+        nic.complete_sends(4, 5);
+    });
+    kernel::bind_thread_to_cpu(0);
+    nic.return_receives(2);
+    let c = nic.counters();
+    assert_eq!(
+        (c.proto_completed_success, c.wire_digest),
+        (4, c.proto_sent_digest)
+    );
+    assert_eq!(
+        (c.mp_returned_nbls, c.proto_received_digest),
+        (4, c.mp_indicated_digest)
+    );
+    nic.pause().unwrap();
+    nic.detach();
+    sim.unload(drv);
+    assert!(sim.finish().findings.is_empty());
 }
