@@ -203,3 +203,44 @@ fn miri_smoke_lifecycle() {
     sim.unload(drv);
     assert!(sim.finish().findings.is_empty());
 }
+
+/// Pause/restart churn from the main thread while runner threads keep traffic going on 3 CPUs.
+#[test]
+#[cfg_attr(miri, ignore = "threads: the deterministic tests cover Miri")]
+fn lifecycle_churn_while_traffic_runs() {
+    let sim = Sim::start(SimConfig {
+        cpus: 3,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(lwf::Bad::None);
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig::default());
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    let t = Traffic {
+        steps_per_cpu: 400,
+        seed: 11,
+        ..Traffic::default()
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| sim.run_traffic(&nic, &t));
+        for _ in 0..30 {
+            nic.pause().unwrap();
+            assert_eq!(nic.outstanding(), 0);
+            nic.restart().unwrap();
+            std::thread::yield_now();
+        }
+    });
+    nic.drain();
+    let c = nic.counters();
+    assert_eq!(c.proto_sent_nbls, c.proto_completed_nbls);
+    assert_eq!(c.mp_indicated_nbls, c.mp_returned_nbls);
+    assert_eq!(c.proto_sent_digest, c.wire_digest);
+    assert!(c.proto_sent_nbls > 20 && c.mp_indicated_nbls > 20, "{c:?}");
+    let lifecycle = sim.log().iter().filter(|l| l.contains(": paused")).count();
+    assert_eq!(lifecycle, 30);
+    nic.pause().unwrap();
+    nic.detach();
+    sim.unload(drv);
+    sim.finish();
+}
