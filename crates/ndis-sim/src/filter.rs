@@ -320,7 +320,7 @@ crate::sim_exports! {
             return;
         }
         let head = stack_link(&list);
-        stack_miniport_accept(id, head);
+        stack_miniport_accept(id, head, flags);
     }
 
     /// `NdisFSendNetBufferListsComplete`: IRQL <= DISPATCH_LEVEL; only sends from above the filter holds.
@@ -568,8 +568,8 @@ fn stack_link(list: &[*mut NET_BUFFER_LIST]) -> *mut NET_BUFFER_LIST {
     list[0]
 }
 
-fn stack_miniport_accept(id: usize, head: *mut NET_BUFFER_LIST) {
-    stack::miniport_accept(id, head, true)
+fn stack_miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32) {
+    stack::miniport_accept(id, head, flags)
 }
 fn stack_protocol_complete(id: usize, list: &[*mut NET_BUFFER_LIST]) {
     stack::protocol_complete(id, list)

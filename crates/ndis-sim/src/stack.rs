@@ -105,6 +105,11 @@ pub struct Counters {
     pub pnp_events: Vec<u32>,
     /// OIDs completed to the protocol.
     pub oids_completed: u64,
+    /// OR of every NDIS_SEND_FLAGS_* value the miniport was handed (pass-through checks, e.g.
+    /// NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK).
+    pub send_flags_seen: u32,
+    /// OR of every NDIS_RECEIVE_FLAGS_* value the protocol was handed.
+    pub receive_flags_seen: u32,
 }
 
 /// Per-adapter behaviour of the simulated miniport and protocol.
@@ -473,13 +478,13 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
                 f.invoke(abi, (ctx, head, 0u32, flags))
             });
         }
-        _ => miniport_accept(id, head, false),
+        _ => miniport_accept(id, head, flags),
     }
     list.len()
 }
 
 /// The miniport takes a send chain (from NdisFSendNetBufferLists or a bypassed stack).
-pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, from_filter: bool) {
+pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32) {
     // SAFETY: a chain of registered NBLs (checked by the caller).
     let list = unsafe { nbl::nbl_chain(head) };
     let cpu = kernel::current_cpu();
@@ -521,10 +526,10 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, from_filter
             r.adapter = id;
         });
     }
-    let _ = from_filter;
     let inline = {
         let mut s = stack();
         let a = &mut s.adapters[id];
+        a.counters.send_flags_seen |= flags;
         a.counters.wire_nbls += list.len() as u64;
         a.counters.wire_nbs += frames.len() as u64;
         a.counters.filter_originated_sends += originated;
@@ -780,6 +785,7 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
     let inline = {
         let mut s = stack();
         let a = &mut s.adapters[id];
+        a.counters.receive_flags_seen |= flags;
         a.counters.proto_received_nbls += list.len() as u64;
         a.counters.proto_received_nbs += frames.len() as u64;
         a.counters.filter_originated_receives += originated;

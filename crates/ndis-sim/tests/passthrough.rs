@@ -130,8 +130,12 @@ fn wire_frames_equal_sent_frames_in_order() {
         data_offset: 0,
         ieee8021q: 0,
     };
-    nic.send(&shape);
+    nic.send_with_flags(&shape, NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK);
     ndis_sim::kernel::at_irql(DISPATCH_LEVEL, || nic.send(&shape));
+    assert_eq!(
+        nic.counters().send_flags_seen,
+        NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK | NDIS_SEND_FLAGS_DISPATCH_LEVEL
+    );
     assert_eq!(nic.wire_frames().len(), 8);
     assert_eq!(nic.pending_sends(), 4);
     ndis_sim::kernel::at_irql(DISPATCH_LEVEL, || nic.complete_sends(4, 99));
