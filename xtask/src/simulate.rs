@@ -230,3 +230,48 @@ pub fn run(o: &SimulateOptions) -> Result<(), String> {
     println!("\n{table}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_and_options() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(
+            (o.mode.as_str(), o.seconds, o.cpus, o.sys.is_none()),
+            ("exercise", 5, 2, true)
+        );
+        let o = parse(&args(&[
+            "--mode",
+            "vlan",
+            "--seconds",
+            "2",
+            "--cpus",
+            "4",
+            "--sys",
+            "x.sys",
+        ]))
+        .unwrap();
+        assert_eq!((o.mode.as_str(), o.seconds, o.cpus), ("vlan", 2, 4));
+        assert_eq!(o.sys.unwrap().to_str(), Some("x.sys"));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for bad in [
+            &["--mode", "fast"][..],
+            &["--seconds", "0"],
+            &["--seconds", "x"],
+            &["--cpus", "0"],
+            &["--cpus"],
+            &["--frobnicate"],
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
