@@ -18,6 +18,7 @@ pub mod mdl_handlers;
 pub mod names;
 pub mod nb;
 pub mod pool;
+pub mod stats;
 pub mod transform;
 
 pub use driver::{DriverEntry, DriverUnload};

@@ -355,7 +355,7 @@ pub unsafe fn free_advance_is_safe(nb: *const NET_BUFFER, rec: &RetreatRecord) -
         return true;
     }
     // NDIS skips an MDL placed inline right after the NET_BUFFER (`MdlChain == &nb[1]`).
-    if head as usize == nb.wrapping_add(1) as usize {
+    if core::ptr::eq(head, nb.wrapping_add(1) as *const MDL) {
         return true;
     }
     // SAFETY: the caller guarantees the recorded head is a valid MDL.
@@ -407,10 +407,9 @@ pub unsafe fn restore(
     {
         return Err(NbError::Inconsistent);
     }
+    let pair_matches = handlers.free.is_some() == handlers.allocate.is_some();
     // SAFETY: the recorded head is still linked behind `head`, hence valid.
-    if handlers.free.is_some() == handlers.allocate.is_some()
-        && unsafe { free_advance_is_safe(nb, rec) }
-    {
+    if pair_matches && unsafe { free_advance_is_safe(nb, rec) } {
         // SAFETY: valid, owned NB; the only leading MDL wholly in unused space after this advance is
         // `head`, which `handlers` allocated, so the free handler receives only its own MDL.
         unsafe { NdisAdvanceNetBufferDataStart(nb, delta, TRUE, handlers.free) };
@@ -464,7 +463,7 @@ pub(crate) mod test_chains {
                 bufs.push(b);
             }
             for b in bufs.iter_mut() {
-                // SAFETY (test): writing a zeroed MDL header.
+                // SAFETY: (test) writing a zeroed MDL header.
                 let mut m: Box<MDL> = Box::new(unsafe { core::mem::zeroed() });
                 m.ByteCount = b.len() as u32;
                 m.MappedSystemVa = b.as_mut_ptr() as PVOID;
@@ -477,7 +476,7 @@ pub(crate) mod test_chains {
                 let next: *mut MDL = &mut *mdls[i];
                 mdls[i - 1].Next = next;
             }
-            // SAFETY (test): a zeroed NET_BUFFER is a valid empty NB.
+            // SAFETY: (test) a zeroed NET_BUFFER is a valid empty NB.
             let mut nb: Box<NET_BUFFER> = Box::new(unsafe { core::mem::zeroed() });
             nb.MdlChain = mdls
                 .first_mut()
@@ -493,7 +492,7 @@ pub(crate) mod test_chains {
         pub fn normalise(&mut self) {
             let mut off = self.nb.DataOffset;
             let mut m = self.nb.MdlChain;
-            // SAFETY (test): the chain is ours and valid.
+            // SAFETY: (test) the chain is ours and valid.
             unsafe {
                 while !m.is_null() && off >= (*m).ByteCount {
                     off -= (*m).ByteCount;
@@ -528,15 +527,15 @@ mod tests {
         let mut c = Chain::new(&[5, 0, 3, 8], 4, 12);
         let flat = c.flat();
         let mut buf = vec![0u8; 12];
-        // SAFETY (test): the chain is valid.
+        // SAFETY: (test) the chain is valid.
         unsafe { read_at(c.nb(), 0, &mut buf) }.unwrap();
         assert_eq!(buf, flat[4..16]);
         let mut part = vec![0u8; 5];
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         unsafe { read_at(c.nb(), 3, &mut part) }.unwrap();
         assert_eq!(part, flat[7..12]);
         let mut too_long = vec![0u8; 13];
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert_eq!(
             unsafe { read_at(c.nb(), 0, &mut too_long) },
             Err(NbError::TooShort)
@@ -549,11 +548,11 @@ mod tests {
             let total = 20u32;
             let mut c = Chain::new(&[split, 4, total - split - 4], 0, total);
             let data: Vec<u8> = (0..total as u8).map(|i| i.wrapping_mul(7)).collect();
-            // SAFETY (test): the chain is valid.
+            // SAFETY: (test) the chain is valid.
             unsafe { write_at(c.nb(), 0, &data) }.unwrap();
             assert_eq!(c.flat(), data, "split {split}");
             let mut back = vec![0u8; 6];
-            // SAFETY (test): as above.
+            // SAFETY: (test) as above.
             unsafe { read_at(c.nb(), 7, &mut back) }.unwrap();
             assert_eq!(back, data[7..13]);
         }
@@ -562,11 +561,11 @@ mod tests {
     #[test]
     fn fill_and_check_round_trip() {
         let mut c = Chain::new(&[3, 3, 3, 3], 2, 10);
-        // SAFETY (test): the chain is valid.
+        // SAFETY: (test) the chain is valid.
         unsafe { fill_at(c.nb(), 1, 8, |i| 0x5A ^ i as u8) }.unwrap();
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(unsafe { check_at(c.nb(), 1, 8, |i, b| b == 0x5A ^ i as u8) }.unwrap());
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(!unsafe { check_at(c.nb(), 0, 9, |i, b| b == 0x5A ^ i as u8) }.unwrap());
         let flat = c.flat();
         assert_eq!(flat[2], 0xA0 ^ 2, "byte before the fill untouched");
@@ -578,7 +577,7 @@ mod tests {
         let mut c = Chain::new(&[4, 4], 0, 8);
         c.mdls[1].MdlFlags = 0;
         let mut buf = [0u8; 8];
-        // SAFETY (test): the chain is valid.
+        // SAFETY: (test) the chain is valid.
         assert_eq!(
             unsafe { read_at(c.nb(), 0, &mut buf) },
             Err(NbError::Unmapped)
@@ -591,17 +590,17 @@ mod tests {
         // Not normalised on purpose: CurrentMdl at the end of the first MDL.
         c.nb.CurrentMdl = &mut *c.mdls[0];
         c.nb.CurrentMdlOffset = 6;
-        // SAFETY (test): the NB is valid.
+        // SAFETY: (test) the NB is valid.
         let rec = unsafe { RetreatRecord::capture(c.nb()) };
         c.normalise();
         c.nb.DataOffset = 1;
         c.nb.SetDataLength(11);
         c.nb.MdlChain = ptr::null_mut();
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(!unsafe { rec.matches(c.nb()) });
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         unsafe { rec.apply(c.nb()) };
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(unsafe { rec.matches(c.nb()) });
         assert_eq!(c.nb.CurrentMdl, &mut *c.mdls[0] as *mut MDL);
         assert_eq!(c.nb.CurrentMdlOffset, 6);
@@ -610,22 +609,22 @@ mod tests {
     #[test]
     fn free_advance_is_safe_only_when_the_head_holds_the_data_start() {
         let mut c = Chain::new(&[8, 8], 3, 10);
-        // SAFETY (test): valid NB.
+        // SAFETY: (test) valid NB.
         let rec = unsafe { RetreatRecord::capture(c.nb()) };
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(unsafe { free_advance_is_safe(c.nb(), &rec) });
         let mut d = Chain::new(&[8, 8], 8, 8);
-        // SAFETY (test): valid NB.
+        // SAFETY: (test) valid NB.
         let rec = unsafe { RetreatRecord::capture(d.nb()) };
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(
             !unsafe { free_advance_is_safe(d.nb(), &rec) },
             "fully unused foreign head"
         );
         let mut e = Chain::new(&[0, 8], 0, 8);
-        // SAFETY (test): valid NB.
+        // SAFETY: (test) valid NB.
         let rec = unsafe { RetreatRecord::capture(e.nb()) };
-        // SAFETY (test): as above.
+        // SAFETY: (test) as above.
         assert!(
             !unsafe { free_advance_is_safe(e.nb(), &rec) },
             "zero-length foreign head"

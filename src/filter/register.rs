@@ -1,7 +1,7 @@
 //! Filling NDIS_FILTER_DRIVER_CHARACTERISTICS and calling NdisFRegisterFilterDriver /
 //! NdisFDeregisterFilterDriver.
 
-use super::module;
+use super::{module, oid, receive, send, status};
 use crate::names;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -84,17 +84,17 @@ pub unsafe fn register(driver_object: *mut DRIVER_OBJECT) -> NDIS_STATUS {
         DetachHandler: Some(module::FilterDetach),
         RestartHandler: Some(module::FilterRestart),
         PauseHandler: Some(module::FilterPause),
-        SendNetBufferListsHandler: None,
-        SendNetBufferListsCompleteHandler: None,
-        CancelSendNetBufferListsHandler: None,
-        ReceiveNetBufferListsHandler: None,
-        ReturnNetBufferListsHandler: None,
-        OidRequestHandler: None,
-        OidRequestCompleteHandler: None,
-        CancelOidRequestHandler: None,
-        DevicePnPEventNotifyHandler: None,
-        NetPnPEventHandler: None,
-        StatusHandler: None,
+        SendNetBufferListsHandler: Some(send::FilterSendNetBufferLists),
+        SendNetBufferListsCompleteHandler: Some(send::FilterSendNetBufferListsComplete),
+        CancelSendNetBufferListsHandler: Some(send::FilterCancelSendNetBufferLists),
+        ReceiveNetBufferListsHandler: Some(receive::FilterReceiveNetBufferLists),
+        ReturnNetBufferListsHandler: Some(receive::FilterReturnNetBufferLists),
+        OidRequestHandler: Some(oid::FilterOidRequest),
+        OidRequestCompleteHandler: Some(oid::FilterOidRequestComplete),
+        CancelOidRequestHandler: Some(oid::FilterCancelOidRequest),
+        DevicePnPEventNotifyHandler: Some(status::FilterDevicePnPEventNotify),
+        NetPnPEventHandler: Some(status::FilterNetPnPEvent),
+        StatusHandler: Some(status::FilterStatus),
         DirectOidRequestHandler: None,
         DirectOidRequestCompleteHandler: None,
         CancelDirectOidRequestHandler: None,

@@ -196,7 +196,7 @@ mod tests {
     fn chain_with(f: &[u8], split: u32) -> Chain {
         let total = 4 + f.len() as u32;
         let mut c = Chain::new(&[split, total - split], 4, f.len() as u32);
-        // SAFETY (test): valid chain.
+        // SAFETY: (test) valid chain.
         unsafe { nb::write_at(c.nb(), 0, f) }.unwrap();
         c
     }
@@ -215,27 +215,27 @@ mod tests {
             c.nb.DataOffset -= 4;
             c.nb.SetDataLength(44);
             c.normalise();
-            // SAFETY (test): retreated by 4 over a 40-byte frame.
+            // SAFETY: (test) retreated by 4 over a 40-byte frame.
             unsafe { tag_retreated(c.nb(), tag) }.unwrap();
             let mut wire = std::vec![0u8; 44];
-            // SAFETY (test): valid chain.
+            // SAFETY: (test) valid chain.
             unsafe { nb::read_at(c.nb(), 0, &mut wire) }.unwrap();
             let mut expect = f[..12].to_vec();
             expect.extend_from_slice(&[0x81, 0x00, 0x40, 100]);
             expect.extend_from_slice(&f[12..]);
             assert_eq!(wire, expect, "split {split}");
-            // SAFETY (test): as above.
+            // SAFETY: (test) as above.
             assert!(unsafe { is_tagged(c.nb()) }.unwrap());
-            // SAFETY (test): the NB is still retreated by 4.
+            // SAFETY: (test) the NB is still retreated by 4.
             unsafe { remove_inserted(c.nb()) }.unwrap();
             c.nb.DataOffset += 4;
             c.nb.SetDataLength(40);
             c.normalise();
             let mut back = std::vec![0u8; 40];
-            // SAFETY (test): valid chain.
+            // SAFETY: (test) valid chain.
             unsafe { nb::read_at(c.nb(), 0, &mut back) }.unwrap();
             assert_eq!(back, f, "split {split}: caller's bytes restored");
-            // SAFETY (test): as above.
+            // SAFETY: (test) as above.
             assert!(!unsafe { is_tagged(c.nb()) }.unwrap());
         }
     }
@@ -246,12 +246,12 @@ mod tests {
         f[12] = 0x88;
         f[13] = 0xA8;
         let mut c = chain_with(&f, 10);
-        // SAFETY (test): valid chain.
+        // SAFETY: (test) valid chain.
         assert!(unsafe { is_tagged(c.nb()) }.unwrap());
         f[12] = 0x08;
         f[13] = 0x00;
         let mut c = chain_with(&f, 13);
-        // SAFETY (test): valid chain.
+        // SAFETY: (test) valid chain.
         assert!(!unsafe { is_tagged(c.nb()) }.unwrap());
     }
 }

@@ -1,0 +1,206 @@
+//! Where the retreat records live: the NBL context area.
+//!
+//! **Decision (DESIGN §5 "Retreat record").** Each NBL the filter transforms gets one context block from
+//! `NdisAllocateNetBufferListContext(nbl, 24 + 32 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
+//! [`NblContextHeader`] followed by one 32-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
+//! multiples of `sizeof(PVOID)` as the routine requires, and the size fits the routine's `USHORT` for
+//! up to [`MAX_NBS`] NBs (an NBL with more is completed with NDIS_STATUS_RESOURCES / dropped, counted).
+//! NDIS carves the block out of the NBL's context backfill when the allocator of the NBL left room
+//! (protocols and NDIS NBL pools normally do), and only otherwise allocates; the filter itself never
+//! allocates on the hot path except from the pool. The context is the only per-NBL storage a filter
+//! owns while the NBL is below (send) or above (receive) it: `Scratch`, `ProtocolReserved` and
+//! `MiniportReserved` belong to other layers then, and the pool block exists only when the retreat
+//! allocated, which a fast-path retreat does not.
+//!
+//! The header names the module that wrote it, the NBL itself and a magic, so the completion and return
+//! paths recognise their own NBLs among ones passed through untouched (whose top context, if any,
+//! belongs to another driver) without any list or lock; it also keeps the NBL's original
+//! `Ieee8021QNetBufferListInfo` when a transform cleared it.
+//!
+//! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb.rs/transform/).
+//! IRQL: <= DISPATCH_LEVEL everywhere.
+
+use crate::names::POOL_TAG;
+use crate::nb::RetreatRecord;
+use ndis_sys::*;
+
+/// `"MdlC"`: a context block written by this filter.
+pub const CONTEXT_MAGIC: u32 = u32::from_le_bytes(*b"MdlC");
+
+/// Flags of [`NblContextHeader::flags`].
+pub mod flags {
+    /// The exercise transform ran on every NB.
+    pub const EXERCISE: u16 = 0x1;
+    /// The vlan transform ran (NBs whose record has `outstanding == 4` carry an inserted tag).
+    pub const VLAN: u16 = 0x2;
+    /// `Ieee8021QNetBufferListInfo` was cleared; `saved_8021q` holds the original.
+    pub const OOB_CLEARED: u16 = 0x4;
+}
+
+/// The header of the filter's context block. 24 bytes, pointer-aligned.
+#[repr(C)]
+pub struct NblContextHeader {
+    pub magic: u32,
+    /// Number of records that follow (= the NBL's NB count).
+    pub nb_count: u16,
+    pub flags: u16,
+    /// The NBL this block belongs to (the recognition check compares it).
+    pub nbl: *const NET_BUFFER_LIST,
+    /// The NBL's `Ieee8021QNetBufferListInfo` before the transform cleared it.
+    pub saved_8021q: PVOID,
+}
+
+const HEADER_BYTES: usize = core::mem::size_of::<NblContextHeader>();
+const RECORD_BYTES: usize = core::mem::size_of::<RetreatRecord>();
+const _: () = assert!(HEADER_BYTES == 24 && HEADER_BYTES % core::mem::size_of::<PVOID>() == 0);
+const _: () = assert!(RECORD_BYTES % core::mem::size_of::<PVOID>() == 0);
+
+/// Most NBs per NBL the context can describe (`ContextSize` is a USHORT).
+pub const MAX_NBS: usize = (u16::MAX as usize - HEADER_BYTES) / RECORD_BYTES;
+
+/// The context size for `nb_count` NBs (a multiple of 8), or `None` above [`MAX_NBS`]. Any IRQL.
+pub fn context_size(nb_count: usize) -> Option<u16> {
+    (nb_count <= MAX_NBS).then(|| (HEADER_BYTES + RECORD_BYTES * nb_count) as u16)
+}
+
+/// Number of NBs in an NBL. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbl` must be a valid NBL.
+pub unsafe fn nb_count(nbl: *const NET_BUFFER_LIST) -> usize {
+    let mut n = 0;
+    // SAFETY: valid NBL and NB list (caller contract).
+    let mut nb = unsafe { (*nbl).FirstNetBuffer };
+    while !nb.is_null() {
+        n += 1;
+        // SAFETY: as above.
+        nb = unsafe { (*nb).Next };
+    }
+    n
+}
+
+/// The filter's context on one NBL: the header and the records, in the NBL's context area.
+pub struct NblContext {
+    header: *mut NblContextHeader,
+}
+
+impl NblContext {
+    /// Allocates the context for `nbl` (one record per NB, zeroed). `Err` with the NDIS status when
+    /// NDIS could not allocate it, or NDIS_STATUS_RESOURCES for too many NBs. IRQL <= DISPATCH_LEVEL.
+    ///
+    /// # Safety
+    /// `nbl` must be a valid NBL owned by the caller.
+    pub unsafe fn allocate(nbl: *mut NET_BUFFER_LIST, flags: u16) -> Result<Self, NDIS_STATUS> {
+        // SAFETY: valid NBL.
+        let n = unsafe { nb_count(nbl) };
+        let size = context_size(n).ok_or(NDIS_STATUS_RESOURCES)?;
+        // SAFETY: valid, owned NBL; size and backfill are multiples of sizeof(PVOID).
+        let status = unsafe { NdisAllocateNetBufferListContext(nbl, size, 0, POOL_TAG) };
+        if status != NDIS_STATUS_SUCCESS {
+            return Err(status);
+        }
+        // SAFETY: the allocation succeeded, so Context is non-NULL and its data holds `size` bytes,
+        // aligned to MEMORY_ALLOCATION_ALIGNMENT.
+        let data = unsafe { NET_BUFFER_LIST_CONTEXT_DATA_START(nbl) };
+        let header = data as *mut NblContextHeader;
+        // SAFETY: `data` holds `size` writable bytes: the header, then `n` records.
+        unsafe {
+            header.write(NblContextHeader {
+                magic: CONTEXT_MAGIC,
+                nb_count: n as u16,
+                flags,
+                nbl,
+                saved_8021q: core::ptr::null_mut(),
+            });
+            core::ptr::write_bytes(data.add(HEADER_BYTES), 0, RECORD_BYTES * n);
+        }
+        Ok(Self { header })
+    }
+
+    /// The filter's context on `nbl`, if its top context block is one this filter wrote for it.
+    /// IRQL <= DISPATCH_LEVEL.
+    ///
+    /// # Safety
+    /// `nbl` must be a valid NBL owned by the caller.
+    pub unsafe fn find(nbl: *mut NET_BUFFER_LIST) -> Option<Self> {
+        // SAFETY: valid NBL.
+        let ctx = unsafe { (*nbl).Context };
+        if ctx.is_null() {
+            return None;
+        }
+        // SAFETY: a non-NULL Context is a valid context header (NDIS invariant).
+        let size = unsafe { (*ctx).Size };
+        // `NET_BUFFER_LIST_CONTEXT_DATA_SIZE`: the bytes in use from the data start (which is
+        // `Offset` bytes into the block's area). Everything read below must lie inside them.
+        let room = size as usize;
+        if room < HEADER_BYTES {
+            return None;
+        }
+        // SAFETY: valid context; the data start holds at least 24 bytes (checked above).
+        let header = unsafe { NET_BUFFER_LIST_CONTEXT_DATA_START(nbl) } as *mut NblContextHeader;
+        // SAFETY: as above; read only.
+        let (magic, count, owner) = unsafe { ((*header).magic, (*header).nb_count, (*header).nbl) };
+        if magic != CONTEXT_MAGIC || !core::ptr::eq(owner, nbl) {
+            return None;
+        }
+        match context_size(count as usize) {
+            Some(need) if need as usize <= room => {}
+            _ => return None,
+        }
+        Some(Self { header })
+    }
+
+    /// The header.
+    pub fn header(&self) -> &NblContextHeader {
+        // SAFETY: `header` points into the live context block of an NBL the caller owns.
+        unsafe { &*self.header }
+    }
+
+    /// The header, mutably.
+    pub fn header_mut(&mut self) -> &mut NblContextHeader {
+        // SAFETY: as `header`; `&mut self` makes the access exclusive.
+        unsafe { &mut *self.header }
+    }
+
+    /// Record `i` (`i < nb_count`). Any IRQL.
+    pub fn record(&mut self, i: usize) -> Option<&mut RetreatRecord> {
+        if i >= self.header().nb_count as usize {
+            return None;
+        }
+        // SAFETY: records follow the header inside the block; `i < nb_count`; the block is
+        // pointer-aligned and each record is 32 bytes, so the record is aligned.
+        Some(unsafe {
+            &mut *((self.header as *mut u8).add(HEADER_BYTES) as *mut RetreatRecord).add(i)
+        })
+    }
+
+    /// Frees the context block (after the records were used). The magic is wiped first so a stale
+    /// pointer cannot be recognised again. IRQL <= DISPATCH_LEVEL.
+    ///
+    /// # Safety
+    /// `nbl` must be the NBL this context was allocated on, owned by the caller, whose top context is
+    /// still this block.
+    pub unsafe fn free(self, nbl: *mut NET_BUFFER_LIST) {
+        let size = context_size(self.header().nb_count as usize).unwrap_or(0);
+        // SAFETY: the header is live until the free below.
+        unsafe { (*self.header).magic = 0 };
+        // SAFETY: the same size that was allocated; this block is the NBL's top context.
+        unsafe { NdisFreeNetBufferListContext(nbl, size) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_documented_rules() {
+        assert_eq!(context_size(1), Some(56));
+        assert_eq!(context_size(0), Some(24));
+        for n in [1, 2, 3, 17, MAX_NBS] {
+            let s = context_size(n).unwrap();
+            assert_eq!(s as usize % core::mem::size_of::<PVOID>(), 0);
+        }
+        assert_eq!(context_size(MAX_NBS + 1), None);
+    }
+}

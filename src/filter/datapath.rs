@@ -1,0 +1,306 @@
+//! The per-NBL transform and restore shared by the send and receive paths: allocate the context,
+//! capture a record per NB, run the module's transform on each NB, roll the whole NBL back if any NB
+//! fails; and the exact restore at completion/return (DESIGN §5).
+//!
+//! Owns: NBL-level transform policy (which tag, which NBLs are left alone, OOB info clear/restore).
+//! Must not: forward, complete, indicate or return NBLs (send.rs / receive.rs), or touch the module's
+//! references. IRQL: <= DISPATCH_LEVEL everywhere; no allocation except the pool (through the
+//! retreat) and NDIS's NBL context.
+
+use super::context::{flags, NblContext};
+use super::module::{DataPathConfig, POOL_HANDLERS};
+use super::stats::Tally;
+use crate::nb::{self, MdlHandlers, Restore};
+use crate::transform::{exercise, vlan, vlan::VlanTag, Mode, TransformError};
+use ndis_sys::*;
+
+/// Context flag: this NBL was transformed with NDIS's default allocator (benchmark baseline), so it
+/// must be restored with it too.
+const NDIS_DEFAULT_HANDLERS: u16 = 0x8000;
+
+/// What happened to one NBL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Transformed: it carries our context and must be restored at completion/return.
+    Transformed,
+    /// Left as it was (nothing to do): no context.
+    Untouched,
+    /// A NB failed; the NBL is back as it was, without context: complete it with RESOURCES / drop it.
+    Failed,
+}
+
+/// Direction-specific policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Send,
+    Receive,
+}
+
+fn ieee8021q(nbl: *const NET_BUFFER_LIST) -> NDIS_NET_BUFFER_LIST_8021Q_INFO {
+    // SAFETY: valid NBL owned by the caller (callers' contract); the index is in range.
+    let v = unsafe { NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo) };
+    NDIS_NET_BUFFER_LIST_8021Q_INFO { Value: v as usize }
+}
+
+/// Transforms one NBL (its `Next` is irrelevant here). IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbl` must be a valid NBL the caller owns, with mapped MDLs.
+pub unsafe fn transform_nbl(
+    nbl: *mut NET_BUFFER_LIST,
+    cfg: &DataPathConfig,
+    path: Path,
+    handlers: MdlHandlers,
+    tally: &mut Tally,
+) -> Outcome {
+    let handler_flag = if handlers.allocate.is_none() {
+        NDIS_DEFAULT_HANDLERS
+    } else {
+        0
+    };
+    let (tag, kind) = match cfg.mode {
+        Mode::Passthrough => {
+            tally.passthrough_nbls += 1;
+            return Outcome::Untouched;
+        }
+        Mode::Exercise => (None, flags::EXERCISE),
+        Mode::Vlan => {
+            let from_oob = VlanTag::from_info(ieee8021q(nbl));
+            let tag = match path {
+                Path::Send => {
+                    from_oob.or_else(|| VlanTag::configured(cfg.vlan_id, cfg.vlan_priority))
+                }
+                Path::Receive if cfg.vlan_receive_inline => from_oob,
+                Path::Receive => None,
+            };
+            let read_only = match path {
+                Path::Send => NDIS_NBL_FLAGS_SEND_READ_ONLY,
+                Path::Receive => NDIS_NBL_FLAGS_RECV_READ_ONLY,
+            };
+            // SAFETY: valid NBL.
+            if tag.is_none() || unsafe { (*nbl).NblFlags } & read_only != 0 {
+                tally.vlan_untouched_nbls += 1;
+                return Outcome::Untouched;
+            }
+            (tag, flags::VLAN)
+        }
+    };
+    // SAFETY: valid, owned NBL.
+    let mut ctx = match unsafe { NblContext::allocate(nbl, kind | handler_flag) } {
+        Ok(c) => c,
+        Err(_) => {
+            tally.context_failures += 1;
+            tally.nbls_failed += 1;
+            return Outcome::Failed;
+        }
+    };
+    // SAFETY: valid NBL.
+    let mut nbp = unsafe { (*nbl).FirstNetBuffer };
+    let mut i = 0usize;
+    let mut inserted = 0u32;
+    let mut written = 0u64;
+    let mut failure: Option<TransformError> = None;
+    while !nbp.is_null() {
+        // SAFETY: valid NB of the NBL.
+        let next = unsafe { (*nbp).Next };
+        let Some(rec) = ctx.record(i) else { break };
+        // SAFETY: valid NB.
+        *rec = unsafe { nb::RetreatRecord::capture(nbp) };
+        let r = match tag {
+            // SAFETY: valid, owned, mapped NB; `rec` freshly captured.
+            None => unsafe {
+                exercise::apply(
+                    nbp,
+                    rec,
+                    cfg.exercise_bytes,
+                    cfg.exercise_backfill,
+                    handlers,
+                )
+            }
+            .map(|b| {
+                written += b as u64;
+            }),
+            // SAFETY: as above.
+            Some(t) => unsafe { vlan::insert(nbp, rec, t, 0, handlers) }.map(|did| {
+                if did {
+                    inserted += 1;
+                    written += vlan::TAG_BYTES as u64;
+                } else {
+                    tally.vlan_already_tagged += 1;
+                }
+            }),
+        };
+        if let Err(e) = r {
+            // The failing NB: untouched after a failed retreat; otherwise retreated (a vlan tag may be
+            // half written only if an MDL was unmapped) — put its fields back without the vlan undo.
+            if !matches!(e, TransformError::Retreat(_)) {
+                // SAFETY: valid, owned NB with this record.
+                let r = unsafe { nb::restore(nbp, rec, handlers) };
+                count_restore(r, tally);
+            }
+            failure = Some(e);
+            break;
+        }
+        i += 1;
+        nbp = next;
+    }
+    if let Some(e) = failure {
+        match e {
+            TransformError::Retreat(_) => tally.retreat_failures += 1,
+            TransformError::PatternMismatch => tally.pattern_mismatches += 1,
+            TransformError::Access(_) => {}
+        }
+        // SAFETY: the first `i` NBs were transformed with these records.
+        unsafe { undo_nbs(nbl, &mut ctx, i, tally) };
+        // SAFETY: the context was allocated on this NBL and is still its top block.
+        unsafe { ctx.free(nbl) };
+        tally.nbls_failed += 1;
+        return Outcome::Failed;
+    }
+    if kind == flags::VLAN {
+        if inserted == 0 {
+            // Every frame was already tagged: nothing of ours is in the NBL.
+            // SAFETY: as above; the records only hold untouched NBs.
+            unsafe { undo_nbs(nbl, &mut ctx, i, tally) };
+            // SAFETY: as above.
+            unsafe { ctx.free(nbl) };
+            tally.vlan_untouched_nbls += 1;
+            return Outcome::Untouched;
+        }
+        let oob = ieee8021q(nbl);
+        if oob.Value != 0 {
+            let h = ctx.header_mut();
+            h.saved_8021q = oob.Value as PVOID;
+            h.flags |= flags::OOB_CLEARED;
+            // SAFETY: valid, owned NBL.
+            unsafe {
+                SET_NET_BUFFER_LIST_INFO(
+                    nbl,
+                    info::Ieee8021QNetBufferListInfo,
+                    core::ptr::null_mut(),
+                )
+            };
+        }
+    }
+    tally.nbls_transformed += 1;
+    tally.nbs_transformed += i as u64;
+    tally.bytes_written += written;
+    Outcome::Transformed
+}
+
+fn count_restore(r: Result<Restore, nb::NbError>, tally: &mut Tally) {
+    match r {
+        Ok(Restore::Advanced) => tally.restores_advanced += 1,
+        Ok(Restore::Unlinked) => tally.restores_manual += 1,
+        Ok(Restore::NoMdl) => {}
+        Err(_) => tally.restores_inconsistent += 1,
+    }
+}
+
+/// Restores the first `n` NBs of `nbl` from their records, last first. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `ctx` is the filter's context on `nbl`, the caller owns `nbl`, and record `k < n` describes NB `k`.
+unsafe fn undo_nbs(nbl: *mut NET_BUFFER_LIST, ctx: &mut NblContext, n: usize, tally: &mut Tally) {
+    let vlan = ctx.header().flags & flags::VLAN != 0;
+    let handlers = if ctx.header().flags & NDIS_DEFAULT_HANDLERS != 0 {
+        MdlHandlers::NDIS_DEFAULT
+    } else {
+        POOL_HANDLERS
+    };
+    // The NB list is singly linked; walk it once per NB from the end (NBLs with several NBs are rare
+    // and short), so each NB is restored after every NB behind it.
+    for k in (0..n).rev() {
+        // SAFETY: valid NBL.
+        let mut nbp = unsafe { (*nbl).FirstNetBuffer };
+        for _ in 0..k {
+            if nbp.is_null() {
+                break;
+            }
+            // SAFETY: valid NB list.
+            nbp = unsafe { (*nbp).Next };
+        }
+        let Some(rec) = ctx.record(k) else { continue };
+        if nbp.is_null() {
+            tally.restores_inconsistent += 1;
+            continue;
+        }
+        if vlan && rec.outstanding == vlan::TAG_BYTES {
+            // SAFETY: this NB carries a tag we inserted and is still retreated by 4.
+            if unsafe { vlan::remove_inserted(nbp) }.is_err() {
+                tally.restores_inconsistent += 1;
+            }
+        }
+        // SAFETY: valid, owned NB; the record is its own.
+        let r = unsafe { nb::restore(nbp, rec, handlers) };
+        count_restore(r, tally);
+    }
+}
+
+/// If `nbl` carries this filter's context, restores every NB exactly, puts back the OOB info, frees
+/// the context and returns true; otherwise leaves it alone and returns false. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbl` must be a valid NBL the caller owns (being completed or returned to it).
+pub unsafe fn restore_nbl(nbl: *mut NET_BUFFER_LIST, tally: &mut Tally) -> bool {
+    // SAFETY: valid, owned NBL.
+    let Some(mut ctx) = (unsafe { NblContext::find(nbl) }) else {
+        return false;
+    };
+    let n = ctx.header().nb_count as usize;
+    // SAFETY: the records describe the NBL's NBs in order.
+    unsafe { undo_nbs(nbl, &mut ctx, n, tally) };
+    if ctx.header().flags & flags::OOB_CLEARED != 0 {
+        let saved = ctx.header().saved_8021q;
+        // SAFETY: valid, owned NBL.
+        unsafe { SET_NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo, saved) };
+    }
+    // SAFETY: our context is the NBL's top block (every lower/upper driver freed its own).
+    unsafe { ctx.free(nbl) };
+    true
+}
+
+/// A NULL-terminated NBL list built in order without allocation. Any IRQL.
+pub struct NblList {
+    pub head: *mut NET_BUFFER_LIST,
+    tail: *mut NET_BUFFER_LIST,
+    pub count: u32,
+}
+
+impl NblList {
+    pub const fn new() -> Self {
+        Self {
+            head: core::ptr::null_mut(),
+            tail: core::ptr::null_mut(),
+            count: 0,
+        }
+    }
+
+    /// Appends `nbl` (its `Next` is set to NULL).
+    ///
+    /// # Safety
+    /// `nbl` must be a valid NBL owned by the caller and not in another list.
+    pub unsafe fn push(&mut self, nbl: *mut NET_BUFFER_LIST) {
+        // SAFETY: valid, owned NBL; `tail` is the last NBL of this list, also owned.
+        unsafe {
+            (*nbl).Next = core::ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = nbl;
+            } else {
+                (*self.tail).Next = nbl;
+            }
+        }
+        self.tail = nbl;
+        self.count += 1;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+}
+
+impl Default for NblList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
