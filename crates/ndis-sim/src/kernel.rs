@@ -393,14 +393,99 @@ crate::sim_exports! {
         spin_release("KeReleaseSpinLockFromDpcLevel", lock);
     }
 
-    /// `DbgPrintEx`, defined with four fixed arguments (the driver passes `"%s"` and one string; a
-    /// variadic caller with that shape is ABI-compatible). The message goes to the per-test log.
-    fn DbgPrintEx(component: u32, level: u32, format: *const u8, arg: usize) -> u32 {
-        // SAFETY: the driver passes a NUL-terminated format and, for %s, a NUL-terminated string.
-        let text = unsafe { format_dbgprint(format, arg) };
-        verifier::log(format!("[dbg {component}/{level} cpu{}] {}", current_cpu(), text.trim_end_matches('\n')));
-        0
+}
+
+fn dbgprint(component: u32, level: u32, format: *const u8, arg: usize) -> u32 {
+    // SAFETY: the driver passes a NUL-terminated format and, for %s, a NUL-terminated string.
+    let text = unsafe { format_dbgprint(format, arg) };
+    verifier::log(format!(
+        "[dbg {component}/{level} cpu{}] {}",
+        current_cpu(),
+        text.trim_end_matches('\n')
+    ));
+    0
+}
+
+/// `DbgPrintEx`, defined with four fixed arguments: stable Rust cannot define a C-variadic
+/// function, and the driver only ever passes `"%s"` and one string, which a variadic caller passes
+/// exactly like this on x86_64 and aarch64. The message goes to the per-test log.
+///
+/// # Safety
+/// `format` must be NUL-terminated; a `%s` argument must be a NUL-terminated string.
+#[cfg(not(miri))]
+#[no_mangle]
+pub unsafe extern "C" fn DbgPrintEx(
+    component: u32,
+    level: u32,
+    format: *const u8,
+    arg: usize,
+) -> u32 {
+    crate::abi::shield("DbgPrintEx", || dbgprint(component, level, format, arg))
+}
+
+/// `DbgPrintEx` under Miri, which checks that caller and callee agree on C-variadic-ness: a real
+/// variadic definition (nightly `c_variadic`, which Miri always has) reading the one argument a
+/// conversion in the format asks for.
+///
+/// # Safety
+/// `format` must be NUL-terminated and followed by one argument per conversion.
+#[cfg(miri)]
+#[no_mangle]
+pub unsafe extern "C" fn DbgPrintEx(
+    component: u32,
+    level: u32,
+    format: *const u8,
+    mut args: ...
+) -> u32 {
+    // SAFETY: the caller guarantees a NUL-terminated format.
+    let fmt = if format.is_null() {
+        &[][..]
+    } else {
+        unsafe { std::ffi::CStr::from_ptr(format.cast()) }.to_bytes()
+    };
+    // The first conversion decides the type read (Miri checks it): pointers for %s/%p, 64-bit for
+    // l/ll/I64-modified integers, int otherwise.
+    let mut conv = None;
+    let mut i = 0;
+    while i + 1 < fmt.len() {
+        if fmt[i] == b'%' {
+            if fmt[i + 1] == b'%' {
+                i += 2;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < fmt.len() && b"-+ #0123456789.hlIzL6".contains(&fmt[j]) {
+                j += 1;
+            }
+            conv = Some((
+                fmt.get(j).copied().unwrap_or(b'd'),
+                fmt[i + 1..j].contains(&b'l') || fmt[i + 1..j].contains(&b'I'),
+            ));
+            break;
+        }
+        i += 1;
     }
+    // SAFETY: a conversion in the format means the caller passed an argument of that type.
+    let arg: usize = unsafe {
+        match conv {
+            None => 0,
+            Some((b's' | b'p', _)) => args.next_arg::<*const u8>() as usize,
+            Some((_, true)) => args.next_arg::<u64>() as usize,
+            Some(_) => args.next_arg::<u32>() as usize,
+        }
+    };
+    dbgprint(component, level, format, arg)
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "win64" fn dbg_print_ex_win64(
+    component: u32,
+    level: u32,
+    format: *const u8,
+    arg: usize,
+) -> u32 {
+    let _scope = crate::abi::AbiScope::enter(crate::abi::Abi::Win64);
+    crate::abi::shield("DbgPrintEx", || dbgprint(component, level, format, arg))
 }
 
 fn processors_in(group: u16) -> u32 {
@@ -436,6 +521,13 @@ mod chkstk {
 
 /// Adds the exports that the macro cannot express (diverging routines, the C runtime imports).
 pub(crate) fn register_extra_exports(table: &mut Vec<crate::abi::Export>) {
+    table.push(crate::abi::Export {
+        module: "ntoskrnl.exe",
+        name: "DbgPrintEx",
+        #[cfg(target_arch = "x86_64")]
+        win64: dbg_print_ex_win64 as *const () as usize,
+        system: DbgPrintEx as *const () as usize,
+    });
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     table.push(crate::abi::Export {
         module: "ntoskrnl.exe",

@@ -44,6 +44,8 @@
 //! Dependencies point one way: ndis-sim → ndis-sys. It never names the driver.
 
 #![allow(non_snake_case, non_upper_case_globals, clippy::missing_safety_doc)]
+// Miri checks C-variadic agreement, so there DbgPrintEx is defined variadic (Miri is always nightly).
+#![cfg_attr(miri, feature(c_variadic))]
 
 pub mod abi;
 pub mod fault;
@@ -746,6 +748,14 @@ impl Adapter {
     /// Frames the protocol received (up to the capture limit), in order.
     pub fn protocol_frames(&self) -> Vec<Frame> {
         stack::stack().adapters[self.id].proto_rx.clone()
+    }
+
+    /// Forgets the captured wire and protocol frames (counters and digests are kept).
+    pub fn clear_captures(&self) {
+        let mut s = stack::stack();
+        let a = &mut s.adapters[self.id];
+        a.wire.clear();
+        a.proto_rx.clear();
     }
 
     /// NBLs currently in flight through the module (what a pause would leave behind).
