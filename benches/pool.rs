@@ -28,7 +28,38 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// CPU time consumed by the calling thread. The machine this runs on is shared (other builds run on the
+/// same two cores), so every scenario is timed in per-thread CPU time rather than wall time: time the
+/// thread spends descheduled is not charged to the peer being measured, while its own cache misses and
+/// cache-line transfers are.
+#[derive(Clone, Copy)]
+struct Instant(Duration);
+impl Instant {
+    fn now() -> Self {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: valid out-pointer; CLOCK_THREAD_CPUTIME_ID is supported on Linux.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        Self(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+    fn elapsed(&self) -> Duration {
+        Self::now().0.saturating_sub(self.0)
+    }
+}
+
+/// Pins the calling thread to one core (best effort).
+fn pin(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays in bounds for core < CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_SET(core % 1024, &mut set);
+        libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
 
 #[path = "../src/pool/host.rs"]
 mod host;
@@ -145,7 +176,10 @@ impl Floor {
 impl Peer for Floor {
     #[inline(always)]
     fn get(&self, size: u32) -> *mut MDL {
-        FLOOR.with(|f| f.borrow_mut().pop()).map(|b| hand_out(b, size)).unwrap_or(core::ptr::null_mut())
+        FLOOR
+            .with(|f| f.borrow_mut().pop())
+            .map(|b| hand_out(b, size))
+            .unwrap_or(core::ptr::null_mut())
     }
     #[inline(always)]
     fn put(&self, m: *mut MDL) {
@@ -198,7 +232,10 @@ impl Lookaside {
             // SAFETY: entries on the list are live blocks; a stale read is caught by the tagged CAS.
             let next = unsafe { (*(ptr as *mut MDL)).Next } as usize;
             let new = Self::pack(next, depth - 1, seq + 1);
-            match self.head.compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire) {
+            match self
+                .head
+                .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire)
+            {
                 Ok(_) => return Some(ptr),
                 Err(v) => cur = v,
             }
@@ -214,7 +251,10 @@ impl Lookaside {
             // SAFETY: we own b until the CAS publishes it.
             unsafe { (*(b as *mut MDL)).Next = ptr as *mut MDL };
             let new = Self::pack(b, depth + 1, seq + 1);
-            match self.head.compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed) {
+            match self
+                .head
+                .compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed)
+            {
                 Ok(_) => return true,
                 Err(v) => cur = v,
             }
@@ -339,7 +379,8 @@ fn run_burst(p: &dyn Peer, iters: u64) -> Duration {
         }
     }
     // per block: scale to the requested iteration count
-    t.elapsed().mul_f64(iters as f64 / (rounds * BURST as u64) as f64)
+    t.elapsed()
+        .mul_f64(iters as f64 / (rounds * BURST as u64) as f64)
 }
 
 /// Two threads (CPU 0 and CPU 1) run `body(cpu, iters)` at once; returns the slower thread's time.
@@ -350,6 +391,7 @@ fn duo(iters: u64, setup: impl Fn(usize) + Sync, body: impl Fn(usize, u64) + Syn
             .map(|cpu| {
                 let (barrier, setup, body) = (&barrier, &setup, &body);
                 s.spawn(move || {
+                    pin(cpu);
                     HostPlatform::bind_cpu(cpu);
                     setup(cpu);
                     barrier.wait();
@@ -365,7 +407,10 @@ fn duo(iters: u64, setup: impl Fn(usize) + Sync, body: impl Fn(usize, u64) + Syn
 }
 
 /// CPU 0 allocates and touches, CPU 1 frees; blocks travel in batches of BATCH through a pair of
-/// bounded channels (the batch buffers are recycled, so the transfer does not allocate).
+/// bounded channels (the batch buffers are recycled, so the transfer does not allocate). Only the pool
+/// work is timed (wall clock around each batch's allocate+touch loop on CPU 0 and free loop on CPU 1, so
+/// the channel hand-off, which stands for the NBL's trip through the stack, is not charged); the result
+/// is the per-block sum of both sides: one cross-CPU get + touch + free.
 fn run_cross(p: &dyn Peer, iters: u64) -> Duration {
     let batches = iters.div_ceil(BATCH as u64).max(1);
     let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<usize>>(4);
@@ -375,34 +420,42 @@ fn run_cross(p: &dyn Peer, iters: u64) -> Duration {
     }
     let full_rx = Mutex::new(full_rx);
     let empty_rx = Mutex::new(empty_rx);
-    let d = duo(
+    let work = [AtomicU64::new(0), AtomicU64::new(0)];
+    duo(
         batches,
         |_| {},
         |cpu, batches| {
+            let mut spent = Duration::ZERO;
             if cpu == 0 {
                 let rx = empty_rx.lock().unwrap();
                 for _ in 0..batches {
                     let mut v = rx.recv().unwrap();
+                    let t = std::time::Instant::now();
                     for _ in 0..BATCH {
                         let m = p.get(N);
                         touch(m);
                         v.push(m as usize);
                     }
+                    spent += t.elapsed();
                     full_tx.send(v).unwrap();
                 }
             } else {
                 let rx = full_rx.lock().unwrap();
                 for _ in 0..batches {
                     let mut v = rx.recv().unwrap();
+                    let t = std::time::Instant::now();
                     for m in v.drain(..) {
                         p.put(m as *mut MDL);
                     }
+                    spent += t.elapsed();
                     let _ = empty_tx.send(v);
                 }
             }
+            work[cpu].store(spent.as_nanos() as u64, Ordering::Relaxed);
         },
     );
-    d.mul_f64(iters as f64 / (batches * BATCH as u64) as f64)
+    let total = work[0].load(Ordering::Relaxed) + work[1].load(Ordering::Relaxed);
+    Duration::from_nanos(total).mul_f64(iters as f64 / (batches * BATCH as u64) as f64)
 }
 
 fn run_contended(p: &dyn Peer, iters: u64, floor: bool) -> Duration {
@@ -475,7 +528,10 @@ impl Peers {
             free_block(&System, b);
         }
         let s = self.pool.0.snapshot();
-        let f = Facts { in_flight_end: s.total.in_flight, ..Default::default() };
+        let f = Facts {
+            in_flight_end: s.total.in_flight,
+            ..Default::default()
+        };
         assert!(self.pool.0.destroy().in_flight_blocks == 0);
         f
     }
@@ -487,6 +543,7 @@ struct Facts {
 }
 
 fn bench(c: &mut Criterion) {
+    pin(0);
     HostPlatform::bind_cpu(0);
     let peers = peers();
     let mut max_retained = 0u64;
@@ -499,7 +556,9 @@ fn bench(c: &mut Criterion) {
         Floor::release();
     });
     for (name, p) in peers.list() {
-        g.bench_function(BenchmarkId::from_parameter(name), |b| b.iter_custom(|iters| run_pairs(p, iters)));
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| run_pairs(p, iters))
+        });
     }
     g.finish();
 
@@ -510,7 +569,9 @@ fn bench(c: &mut Criterion) {
         Floor::release();
     });
     for (name, p) in peers.list() {
-        g.bench_function(BenchmarkId::from_parameter(name), |b| b.iter_custom(|iters| run_burst(p, iters)));
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter_custom(|iters| run_burst(p, iters))
+        });
     }
     g.finish();
     max_retained = max_retained.max(peers.pool.0.snapshot().total.retained_bytes);
@@ -528,6 +589,16 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    let cs = peers.pool.0.snapshot();
+    let cross_facts = format!(
+        "pool_after_cross: allocates={} system_allocs={} allocate_misses={} free_misses={} depot_exchanges={}",
+        cs.total.total_allocates,
+        cs.total.system_allocs,
+        cs.total.allocate_misses,
+        cs.total.free_misses,
+        cs.total.depot_gets + cs.total.depot_puts
+    );
 
     let mut g = c.benchmark_group("pool_contended");
     g.bench_function(BenchmarkId::from_parameter("floor"), |b| {
@@ -550,7 +621,7 @@ fn bench(c: &mut Criterion) {
     let facts = peers.release();
     let trim = burst_trim_facts();
     let out = format!(
-        "retention_cap_bytes={cap}\nmax_retained_bytes={max_retained}\nin_flight_end={}\n{trim}",
+        "retention_cap_bytes={cap}\nmax_retained_bytes={max_retained}\nin_flight_end={}\n{cross_facts}\n{trim}",
         facts.in_flight_end
     );
     println!("pool facts:\n{out}");

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+mod bench;
 mod simulate;
 
 use xtask::package::{self, Options};
@@ -26,11 +27,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("package") => parse_package(&args[1..]).and_then(|o| package::run(&o)),
+        Some("bench") => bench::run(&args[1..]),
         Some("simulate") => simulate::parse(&args[1..]).and_then(|o| simulate::run(&o)),
         Some("verify") => parse_verify(&args[1..])
             .and_then(|(arch, dir, verbose)| package::verify_dir(arch, &dir, verbose)),
         Some("help" | "--help" | "-h") => {
-            print!("{USAGE}{}", simulate::USAGE);
+            print!("{USAGE}{}{}", simulate::USAGE, bench::USAGE);
             return ExitCode::SUCCESS;
         }
         Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
