@@ -5,80 +5,210 @@
 //! - `datapath/exercise_round_trip/{pool,ndis_default}`: one NBL (one NB, 60-byte frame, DataOffset 0)
 //!   transformed exactly as FilterSendNetBufferLists does (NBL context, retreat record, allocating
 //!   retreat of DataOffset + 14 bytes, pattern fill and check, advance with FreeMdl = FALSE) and
-//!   restored exactly as FilterSendNetBufferListsComplete does (FreeMdl advance through the pair),
-//!   at DISPATCH_LEVEL on one virtual CPU. The NBL and its MDLs are reused, so what differs between
-//!   the two rows is only where the retreat's MDL comes from and goes back to.
+//!   restored exactly as FilterSendNetBufferListsComplete does (FreeMdl advance through the pair,
+//!   context freed), at DISPATCH_LEVEL on one virtual CPU. The NBL, its MDL and its context backfill
+//!   are reused (as a protocol's NBL with context room is), so what differs between the two rows is
+//!   only where the retreat's MDL comes from and goes back to.
 //! - `datapath/send_through_stack/{pool,ndis_default}`: one NBL sent by the simulated protocol through
 //!   the filter to the simulated miniport, which completes it inline, back up to the protocol: the
 //!   whole path including the simulator's own bookkeeping (NBL build, seal and restore checks).
 //!
+//! After the criterion groups, an interleaved A/B table measures the same two operations in
+//! alternating batches (pool, default, default, pool, ...) and reports the median per-NBL time of
+//! each and the median of the per-round ratios: on a shared machine, load that drifts between two
+//! sequential criterion runs then affects both sides of every round alike.
+//!
 //! In ndis-sim NDIS's default allocator is ExAllocatePool2 + MmBuildMdlForNonPagedPool per retreat
 //! and ExFreePool per advance, as ndis.sys does (ndis-contract.md §5); the simulated pool allocator
-//! keeps a verifier record per block behind a lock, so the gap is wider than on a real kernel.
+//! keeps a verifier record per block behind a lock, so the gap differs from a real kernel's.
 //! The numbers are simulator numbers: compare rows, not absolute values.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ndis_sim::{kernel, testkit::TestNbl, AdapterConfig, NblShape, Sim, SimConfig};
-use ndis_sys::DISPATCH_LEVEL;
-use std::time::Duration;
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use ndis_sim::{kernel, testkit::TestNbl, AdapterConfig, NblShape, Sim, SimConfig, SimGuard};
+use ndis_sys::*;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
-fn exercise_round_trip(c: &mut Criterion) {
+/// A one-NB test NBL with a context block whose backfill holds the filter's 56-byte context, so
+/// NdisAllocateNetBufferListContext carves it out without allocating (as on a protocol's NBL).
+struct BenchNbl {
+    t: TestNbl,
+}
+
+impl BenchNbl {
+    fn new() -> Self {
+        let t = TestNbl::single(&[60], 0, 60);
+        // SAFETY: the simulator's NBL, owned by this benchmark.
+        let st = unsafe { NdisAllocateNetBufferListContext(t.nbl(), 8, 64, 0x6863_6E42) };
+        assert_eq!(st, NDIS_STATUS_SUCCESS);
+        BenchNbl { t }
+    }
+
+    fn round_trip(&self, ndis_default: bool) {
+        // SAFETY: the test NBL is valid and ours for the whole benchmark.
+        let ok = unsafe {
+            mdlpool::filter::bench::exercise_round_trip(self.t.nbl(), 14, 0, ndis_default)
+        };
+        assert!(black_box(ok));
+    }
+}
+
+impl Drop for BenchNbl {
+    fn drop(&mut self) {
+        // SAFETY: the context block allocated in `new`, still the NBL's top block.
+        unsafe { NdisFreeNetBufferListContext(self.t.nbl(), 8) };
+    }
+}
+
+fn load(cpus: usize) -> (SimGuard, ndis_sim::Driver) {
     let sim = Sim::start(SimConfig {
-        cpus: 1,
+        cpus,
         ..SimConfig::default()
     });
     let drv = sim.load_driver(mdlpool::DriverEntry);
+    (sim, drv)
+}
+
+fn running_inline_adapter(sim: &SimGuard) -> ndis_sim::Adapter {
+    let nic = sim.add_adapter(AdapterConfig {
+        complete_inline: true,
+        capture_limit: 0,
+        ..AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    nic
+}
+
+fn exercise_round_trip(c: &mut Criterion) {
+    let (sim, drv) = load(1);
+    let nbl = BenchNbl::new();
     let mut g = c.benchmark_group("datapath/exercise_round_trip");
     g.throughput(Throughput::Elements(1));
     for (name, ndis_default) in [("pool", false), ("ndis_default", true)] {
-        let t = TestNbl::single(&[60], 0, 60);
-        let nbl = t.nbl();
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            kernel::at_irql(DISPATCH_LEVEL, || {
-                b.iter(|| {
-                    // SAFETY: the test NBL is valid and ours for the whole benchmark.
-                    let ok = unsafe {
-                        mdlpool::filter::bench::exercise_round_trip(nbl, 14, 0, ndis_default)
-                    };
-                    assert!(ok);
-                })
-            })
+            kernel::at_irql(DISPATCH_LEVEL, || b.iter(|| nbl.round_trip(ndis_default)))
         });
-        drop(t);
     }
     g.finish();
+    drop(nbl);
     sim.unload(drv);
     sim.finish();
 }
 
 fn send_through_stack(c: &mut Criterion) {
+    let (sim, drv) = load(1);
+    let nic = running_inline_adapter(&sim);
+    let shape = NblShape::default();
     let mut g = c.benchmark_group("datapath/send_through_stack");
     g.throughput(Throughput::Elements(1));
     for (name, ndis_default) in [("pool", false), ("ndis_default", true)] {
-        let sim = Sim::start(SimConfig {
-            cpus: 1,
-            ..SimConfig::default()
-        });
-        let drv = sim.load_driver(mdlpool::DriverEntry);
-        let nic = sim.add_adapter(AdapterConfig {
-            complete_inline: true,
-            capture_limit: 0,
-            ..AdapterConfig::default()
-        });
-        nic.attach().unwrap();
-        nic.restart().unwrap();
         mdlpool::filter::use_ndis_default_allocator(ndis_default);
-        let shape = NblShape::default();
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
             kernel::at_irql(DISPATCH_LEVEL, || b.iter(|| nic.send(&shape)))
         });
+    }
+    mdlpool::filter::use_ndis_default_allocator(false);
+    g.finish();
+    nic.pause().unwrap();
+    nic.detach();
+    sim.unload(drv);
+    sim.finish();
+}
+
+/// Runs `rounds` rounds of `iters` iterations of each side, alternating which goes first; returns
+/// (median ns/iter of A, median ns/iter of B, median of the per-round A/B ratios).
+fn interleaved(
+    rounds: usize,
+    iters: usize,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+) -> (f64, f64, f64) {
+    let mut ta = Vec::with_capacity(rounds);
+    let mut tb = Vec::with_capacity(rounds);
+    let time = |f: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        t0.elapsed().as_nanos() as f64 / iters as f64
+    };
+    for _ in 0..rounds / 10 {
+        time(&mut a);
+        time(&mut b);
+    }
+    for r in 0..rounds {
+        if r % 2 == 0 {
+            ta.push(time(&mut a));
+            tb.push(time(&mut b));
+        } else {
+            tb.push(time(&mut b));
+            ta.push(time(&mut a));
+        }
+    }
+    let mut ratios: Vec<f64> = ta.iter().zip(&tb).map(|(x, y)| x / y).collect();
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    (med(&mut ta), med(&mut tb), med(&mut ratios))
+}
+
+fn ab_table() {
+    let rounds = 200;
+    println!();
+    println!("datapath A/B, interleaved ({rounds} rounds; median ns per NBL; ratio = median of per-round pool/default):");
+    println!(
+        "{:<34} {:>12} {:>14} {:>8}",
+        "benchmark", "pool", "ndis_default", "ratio"
+    );
+    {
+        let (sim, drv) = load(1);
+        let nbl = BenchNbl::new();
+        let (p, d, r) = kernel::at_irql(DISPATCH_LEVEL, || {
+            interleaved(
+                rounds,
+                2000,
+                || nbl.round_trip(false),
+                || nbl.round_trip(true),
+            )
+        });
+        println!(
+            "{:<34} {:>12.1} {:>14.1} {:>8.3}",
+            "datapath/exercise_round_trip", p, d, r
+        );
+        drop(nbl);
+        sim.unload(drv);
+        sim.finish();
+    }
+    {
+        let (sim, drv) = load(1);
+        let nic = running_inline_adapter(&sim);
+        let shape = NblShape::default();
+        let (p, d, r) = kernel::at_irql(DISPATCH_LEVEL, || {
+            interleaved(
+                rounds,
+                200,
+                || {
+                    mdlpool::filter::use_ndis_default_allocator(false);
+                    nic.send(&shape);
+                },
+                || {
+                    mdlpool::filter::use_ndis_default_allocator(true);
+                    nic.send(&shape);
+                },
+            )
+        });
         mdlpool::filter::use_ndis_default_allocator(false);
+        println!(
+            "{:<34} {:>12.1} {:>14.1} {:>8.3}",
+            "datapath/send_through_stack", p, d, r
+        );
         nic.pause().unwrap();
         nic.detach();
         sim.unload(drv);
         sim.finish();
     }
-    g.finish();
 }
 
 criterion_group! {
@@ -89,4 +219,9 @@ criterion_group! {
         .measurement_time(Duration::from_secs(2));
     targets = exercise_round_trip, send_through_stack
 }
-criterion_main!(datapath);
+
+fn main() {
+    datapath();
+    Criterion::default().configure_from_args().final_summary();
+    ab_table();
+}
