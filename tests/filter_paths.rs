@@ -303,3 +303,30 @@ fn completions_and_returns_nested_inside_the_forwarding_call() {
     assert_eq!(refs, 1, "only the Running bias is left");
     teardown(sim, nic, drv);
 }
+
+#[test]
+fn the_callers_send_and_receive_flags_are_handed_on() {
+    let (sim, drv) = start(2);
+    let nic = sim.add_adapter(ndis_sim::AdapterConfig {
+        extra_receive_flags: NDIS_RECEIVE_FLAGS_SINGLE_ETHER_TYPE
+            | NDIS_RECEIVE_FLAGS_PERFECT_FILTERED,
+        ..ndis_sim::AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    kernel::at_irql(DISPATCH_LEVEL, || {
+        nic.send_with_flags(&NblShape::default(), NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK);
+        nic.indicate(
+            &NblShape::default(),
+            NDIS_RECEIVE_FLAGS_SINGLE_ETHER_TYPE | NDIS_RECEIVE_FLAGS_PERFECT_FILTERED,
+        );
+    });
+    let c = nic.counters();
+    let want_send = NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK | NDIS_SEND_FLAGS_DISPATCH_LEVEL;
+    assert_eq!(c.send_flags_seen & want_send, want_send);
+    let want_recv = NDIS_RECEIVE_FLAGS_SINGLE_ETHER_TYPE
+        | NDIS_RECEIVE_FLAGS_PERFECT_FILTERED
+        | NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL;
+    assert_eq!(c.receive_flags_seen & want_recv, want_recv);
+    teardown(sim, nic, drv);
+}
