@@ -1,6 +1,6 @@
 //! The two calling conventions of the simulated kernel, and the export table.
 //!
-//! Every routine ndis-sys imports is defined exactly once, inside a [`sim_exports!`] block. The macro
+//! Every routine ndis-sys imports is defined exactly once, inside a `sim_exports!` block. The macro
 //! emits, for each routine:
 //! - the `#[no_mangle] pub unsafe extern "system" fn` that the link seam resolves when a test binary
 //!   links the driver's source against ndis-sim;

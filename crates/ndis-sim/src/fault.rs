@@ -1,6 +1,6 @@
 //! Fault injection for the simulator's allocation routines.
 //!
-//! Every allocating routine asks [`should_fail`] with its [`AllocSite`] before allocating; a test arms
+//! Every allocating routine asks `should_fail` with its [`AllocSite`] before allocating; a test arms
 //! sites with [`FaultRule`]s through [`crate::SimGuard::inject`]. Rules are by count (fail the n-th
 //! call, every n-th, all from the n-th), by seeded rate (deterministic per call index), or by
 //! predicate over the request. The driver's own pool is not covered here: it injects into itself
