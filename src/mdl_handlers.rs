@@ -32,6 +32,7 @@ pub fn install(config: &PoolConfig) -> Result<(), PoolError> {
     }
     let result = if POOL.load(Ordering::Acquire).is_null() {
         Pool::create(KernelPlatform::new(), config).map(|handle| {
+            crate::stats::publish(&handle);
             POOL.store(handle.into_raw(), Ordering::Release);
         })
     } else {
@@ -52,6 +53,11 @@ pub unsafe fn uninstall() -> Option<LeakReport> {
     let p = POOL.swap(core::ptr::null_mut(), Ordering::AcqRel);
     // SAFETY: `p` came from PoolHandle::into_raw in `install` and the slot no longer holds it.
     let handle: PoolHandle<KernelPlatform> = unsafe { PoolHandle::from_raw(p) }?;
+    // Flush first (the pool is quiescent: see the contract above), so the totals the statistics root
+    // keeps for a crash dump show what unload returned to the system and what (if anything) leaked.
+    // SAFETY: quiescent pool (this function's contract).
+    unsafe { handle.flush_all() };
+    crate::stats::retire(&handle);
     Some(handle.destroy())
 }
 
@@ -65,7 +71,13 @@ pub fn installed() -> Option<&'static Pool<KernelPlatform>> {
 /// Working-set trim of the installed pool; the filter calls it from its timer every
 /// `trim_interval_ms`. IRQL <= DISPATCH_LEVEL.
 pub fn trim_tick() -> Released {
-    installed().map(|p| p.trim()).unwrap_or_default()
+    installed()
+        .map(|p| {
+            let released = p.trim();
+            crate::stats::refresh(p);
+            released
+        })
+        .unwrap_or_default()
 }
 
 /// Snapshot of the installed pool's statistics. IRQL <= DISPATCH_LEVEL.

@@ -303,3 +303,15 @@ test("node mdlpool.js --render prints the table, from a file or stdin, and --jso
     const r4 = spawnSync(process.execPath, [script, "--bogus"], { encoding: "utf8" });
     assert.equal(r4.status, 2);
 });
+
+test("the README's sample output is what the command prints today", () => {
+    const readme = fs.readFileSync(path.join(__dirname, "..", "..", "README.md"), "utf8");
+    const samples = readme.split("\n$ node windbg/mdlpool.js --render ").slice(1);
+    assert.ok(samples.length >= 2, "README Debugging section shows the command and its output");
+    for (const sample of samples) {
+        const args = sample.slice(0, sample.indexOf("\n")).split(" ");
+        const shown = sample.slice(sample.indexOf("\n") + 1).split(/\n(?:\$ |```)/)[0] + "\n";
+        const dump = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "..", args[0]), "utf8"));
+        assert.equal(shown, m.render(dump, { cpu: args.indexOf("--cpu") >= 0 }), "README sample of " + args.join(" "));
+    }
+});

@@ -226,9 +226,9 @@ pub fn package_version(root: &Path) -> Result<String, String> {
 /// Verify a built package against the repository's allow-list.
 pub fn verify_built(built: &Built) -> Result<Report, String> {
     let known = KnownExports::load_default()?;
-    Ok(verify::verify_package(
-        built.arch, &built.sys, &built.pdb, &built.inf, &known,
-    ))
+    let mut report = verify::verify_package(built.arch, &built.sys, &built.pdb, &built.inf, &known);
+    crate::windbg_check::verify_workspace_files(&built.pdb, &mut report)?;
+    Ok(report)
 }
 
 /// Where the package of `arch` is written.
@@ -248,6 +248,7 @@ pub fn write(built: &Built) -> Result<PathBuf, String> {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
+    crate::windbg_check::copy_into(&dir)?;
     Ok(dir)
 }
 
