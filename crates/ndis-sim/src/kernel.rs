@@ -252,19 +252,47 @@ unsafe extern "win64" fn ke_bug_check_ex_win64(
     unsafe { KeBugCheckEx(code, p1, p2, p3, p4) }
 }
 
-/// Formats a DbgPrintEx message: the subset `%s %d %i %u %x %X %p %c %%` over the one argument that
-/// follows the format (the driver only ever uses `"%s"`).
+/// The conversions of a DbgPrintEx format, in order: (conversion character, 64-bit modifier).
+fn dbgprint_conversions(fmt: &[u8]) -> Vec<(u8, bool)> {
+    let mut v = Vec::new();
+    let mut i = 0;
+    while i + 1 < fmt.len() {
+        if fmt[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        if fmt[i + 1] == b'%' {
+            i += 2;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < fmt.len() && b"-+ #0123456789.hlIzL".contains(&fmt[j]) {
+            j += 1;
+        }
+        let mods = &fmt[i + 1..j];
+        let wide = mods.windows(2).any(|w| w == b"ll")
+            || mods.windows(3).any(|w| w == b"I64")
+            || mods.contains(&b'z');
+        v.push((fmt.get(j).copied().unwrap_or(b'd'), wide));
+        i = j + 1;
+    }
+    v
+}
+
+/// Formats a DbgPrintEx message: the subset `%s %d %i %u %x %X %p %c %%` (with `l`, `ll`, `I64`, `z`
+/// and width/flags accepted) over the arguments that follow the format, one per conversion. The
+/// driver itself only ever uses `"%s"`; a loaded image (sysrun) may pass more.
 ///
 /// # Safety
-/// `format` must be NUL-terminated; `%s` needs `arg` to be a NUL-terminated string.
-unsafe fn format_dbgprint(format: *const u8, arg: usize) -> String {
+/// `format` must be NUL-terminated; each `%s` argument must be NUL-terminated or NULL.
+unsafe fn format_dbgprint(format: *const u8, args: &[usize]) -> String {
     if format.is_null() {
         return String::new();
     }
     // SAFETY: the caller guarantees a NUL-terminated format string.
     let fmt = unsafe { std::ffi::CStr::from_ptr(format.cast()) }.to_bytes();
     let mut out = String::new();
-    let mut used = false;
+    let mut next = args.iter().copied();
     let mut i = 0;
     while i < fmt.len() {
         let c = fmt[i];
@@ -273,50 +301,39 @@ unsafe fn format_dbgprint(format: *const u8, arg: usize) -> String {
             i += 1;
             continue;
         }
-        // Skip flags, width, precision and length modifiers.
         let mut j = i + 1;
-        while j < fmt.len() && b"-+ #0123456789.lhIzL".contains(&fmt[j]) {
+        while j < fmt.len() && b"-+ #0123456789.hlIzL".contains(&fmt[j]) {
             j += 1;
         }
+        let mods = &fmt[i + 1..j];
+        let wide = mods.windows(2).any(|w| w == b"ll")
+            || mods.windows(3).any(|w| w == b"I64")
+            || mods.contains(&b'z');
         let conv = fmt.get(j).copied().unwrap_or(b'%');
+        if conv == b'%' {
+            out.push('%');
+            i = j + 1;
+            continue;
+        }
+        let Some(arg) = next.next() else {
+            out.push_str(&format!("<arg?{}>", conv as char));
+            i = j + 1;
+            continue;
+        };
+        let n = if wide { arg as u64 } else { arg as u32 as u64 };
         let piece = match conv {
-            b'%' => "%".to_string(),
-            _ if used => format!("<arg?{}>", conv as char),
-            b's' => {
-                used = true;
-                if arg == 0 {
-                    "(null)".into()
-                } else {
-                    // SAFETY: "%s" takes a NUL-terminated string (the caller's guarantee).
-                    unsafe { std::ffi::CStr::from_ptr(arg as *const std::ffi::c_char) }
-                        .to_string_lossy()
-                        .into_owned()
-                }
-            }
-            b'd' | b'i' => {
-                used = true;
-                (arg as i32).to_string()
-            }
-            b'u' => {
-                used = true;
-                (arg as u32).to_string()
-            }
-            b'x' => {
-                used = true;
-                format!("{:x}", arg)
-            }
-            b'X' => {
-                used = true;
-                format!("{:X}", arg)
-            }
-            b'p' => {
-                used = true;
-                format!("{:016X}", arg)
-            }
-            b'c' => {
-                used = true;
-                ((arg as u8) as char).to_string()
-            }
+            b's' if arg == 0 => "(null)".to_string(),
+            // SAFETY: "%s" takes a NUL-terminated string (the caller's guarantee).
+            b's' => unsafe { std::ffi::CStr::from_ptr(arg as *const std::ffi::c_char) }
+                .to_string_lossy()
+                .into_owned(),
+            b'd' | b'i' if wide => (n as i64).to_string(),
+            b'd' | b'i' => (n as u32 as i32).to_string(),
+            b'u' => n.to_string(),
+            b'x' => format!("{n:x}"),
+            b'X' => format!("{n:X}"),
+            b'p' => format!("{arg:016X}"),
+            b'c' => ((arg as u8) as char).to_string(),
             other => format!("%{}", other as char),
         };
         out.push_str(&piece);
@@ -395,9 +412,9 @@ crate::sim_exports! {
 
 }
 
-fn dbgprint(component: u32, level: u32, format: *const u8, arg: usize) -> u32 {
+fn dbgprint(component: u32, level: u32, format: *const u8, args: &[usize]) -> u32 {
     // SAFETY: the driver passes a NUL-terminated format and, for %s, a NUL-terminated string.
-    let text = unsafe { format_dbgprint(format, arg) };
+    let text = unsafe { format_dbgprint(format, args) };
     verifier::log(format!(
         "[dbg {component}/{level} cpu{}] {}",
         current_cpu(),
@@ -420,7 +437,7 @@ pub unsafe extern "C" fn DbgPrintEx(
     format: *const u8,
     arg: usize,
 ) -> u32 {
-    crate::abi::shield("DbgPrintEx", || dbgprint(component, level, format, arg))
+    crate::abi::shield("DbgPrintEx", || dbgprint(component, level, format, &[arg]))
 }
 
 /// `DbgPrintEx` under Miri, which checks that caller and callee agree on C-variadic-ness: a real
@@ -443,49 +460,53 @@ pub unsafe extern "C" fn DbgPrintEx(
     } else {
         unsafe { std::ffi::CStr::from_ptr(format.cast()) }.to_bytes()
     };
-    // The first conversion decides the type read (Miri checks it): pointers for %s/%p, 64-bit for
-    // l/ll/I64-modified integers, int otherwise.
-    let mut conv = None;
-    let mut i = 0;
-    while i + 1 < fmt.len() {
-        if fmt[i] == b'%' {
-            if fmt[i + 1] == b'%' {
-                i += 2;
-                continue;
+    // Miri checks the type of every argument read: pointers for %s/%p, 64-bit for ll/I64/z
+    // integers, int otherwise.
+    let mut vals = Vec::new();
+    for (conv, wide) in dbgprint_conversions(fmt) {
+        // SAFETY: each conversion in the format has a matching argument (the caller's guarantee).
+        let v = unsafe {
+            match (conv, wide) {
+                (b's' | b'p', _) => args.next_arg::<*const u8>() as usize,
+                (_, true) => args.next_arg::<u64>() as usize,
+                _ => args.next_arg::<u32>() as usize,
             }
-            let mut j = i + 1;
-            while j < fmt.len() && b"-+ #0123456789.hlIzL6".contains(&fmt[j]) {
-                j += 1;
-            }
-            conv = Some((
-                fmt.get(j).copied().unwrap_or(b'd'),
-                fmt[i + 1..j].contains(&b'l') || fmt[i + 1..j].contains(&b'I'),
-            ));
-            break;
-        }
-        i += 1;
+        };
+        vals.push(v);
     }
-    // SAFETY: a conversion in the format means the caller passed an argument of that type.
-    let arg: usize = unsafe {
-        match conv {
-            None => 0,
-            Some((b's' | b'p', _)) => args.next_arg::<*const u8>() as usize,
-            Some((_, true)) => args.next_arg::<u64>() as usize,
-            Some(_) => args.next_arg::<u32>() as usize,
-        }
-    };
-    dbgprint(component, level, format, arg)
+    dbgprint(component, level, format, &vals)
 }
 
+/// The win64 entry for a loaded image: up to eight arguments after the format are taken (Win64
+/// variadic calls pass them exactly like fixed ones: RCX, RDX, R8, R9, then the stack), and only as
+/// many are used as the format has conversions.
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe extern "win64" fn dbg_print_ex_win64(
     component: u32,
     level: u32,
     format: *const u8,
-    arg: usize,
+    a0: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+    a7: usize,
 ) -> u32 {
     let _scope = crate::abi::AbiScope::enter(crate::abi::Abi::Win64);
-    crate::abi::shield("DbgPrintEx", || dbgprint(component, level, format, arg))
+    crate::abi::shield("DbgPrintEx", || {
+        let n = if format.is_null() {
+            0
+        } else {
+            // SAFETY: the image passes a NUL-terminated format.
+            dbgprint_conversions(unsafe { std::ffi::CStr::from_ptr(format.cast()) }.to_bytes())
+                .len()
+        };
+        let all = [a0, a1, a2, a3, a4, a5, a6, a7];
+        dbgprint(component, level, format, &all[..n.min(8)])
+    })
 }
 
 fn processors_in(group: u16) -> u32 {

@@ -64,14 +64,21 @@ unsafe extern "win64" fn driver_entry(
     DRIVER_HANDLE.store(h, SeqCst);
     // SAFETY: our driver object.
     unsafe { (*drv).DriverUnload = as_slot!(unload as unsafe extern "win64" fn(_)) };
-    let dbg = w64!("DbgPrintEx": fn(u32, u32, *const u8, usize) -> u32);
-    // SAFETY: NUL-terminated format; %d takes the integer argument.
+    let dbg = w64!("DbgPrintEx": fn(u32, u32, *const u8, usize, usize, usize, usize, usize, usize, usize, usize) -> u32);
+    // SAFETY: NUL-terminated format and string; one argument per conversion (the fifth on the stack).
     unsafe {
         dbg(
             DPFLTR_IHVNETWORK_ID,
             0,
-            c"win64 entry says %d\n".as_ptr().cast(),
-            42,
+            c"win64 entry says %d, %s, %llx, %u%%, %X\n".as_ptr().cast(),
+            -42i32 as u32 as usize,
+            c"five".as_ptr() as usize,
+            0x1_0000_0000,
+            7,
+            0xAB,
+            0,
+            0,
+            0,
         )
     };
     st
@@ -228,7 +235,10 @@ fn a_win64_driver_is_called_back_as_win64() {
     assert!(CALLBACKS.load(SeqCst) >= 14, "{}", CALLBACKS.load(SeqCst));
     let report = sim.finish();
     assert!(
-        report.log.iter().any(|l| l.contains("win64 entry says 42")),
+        report
+            .log
+            .iter()
+            .any(|l| l.contains("win64 entry says -42, five, 100000000, 7%, AB")),
         "{:?}",
         report.log
     );
