@@ -703,7 +703,11 @@ if (typeof module !== "undefined" && module.exports) {
         formatCpuTable: formatCpuTable,
         figuresText: figuresText,
         render: render,
-        readDump: readDump
+        readDump: readDump,
+        // Debugger entry points (they use the global `host`; the node test supplies a stand-in).
+        readDumpFromDebugger: readDumpFromDebugger,
+        mdlpool: mdlpool,
+        initializeScript: initializeScript
     };
     if (typeof require !== "undefined" && require.main === module) {
         var args = process.argv.slice(2);

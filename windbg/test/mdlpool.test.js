@@ -315,3 +315,88 @@ test("the README's sample output is what the command prints today", () => {
         assert.equal(shown, m.render(dump, { cpu: args.indexOf("--cpu") >= 0 }), "README sample of " + args.join(" "));
     }
 });
+
+// ---- the debugger glue itself, against a stand-in for WinDbg's `host` ----
+// Kernel addresses do not fit in a JS number; the stand-in's Int64 keeps them exact (BigInt) and fails
+// if the script ever turns an address into a number.
+class Int64 {
+    constructor(v) { this.v = BigInt(v); }
+    add(n) { return new Int64(this.v + BigInt(n)); }
+    compareTo(x) { const o = x instanceof Int64 ? x.v : BigInt(x); return this.v < o ? -1 : this.v > o ? 1 : 0; }
+    convertToNumber() { return Number(this.v); }
+    valueOf() { throw new Error("an Int64 was used as a JS number"); }
+}
+
+function fakeHost(dump, log) {
+    const BASE = 0xffff_f800_1234_0000n; // where the fake image's memory starts
+    const { mem, root } = layOut(dump);
+    // Rebase every pointer the layout wrote (small offsets) into the kernel range.
+    const rebase = (at) => {
+        const v = mem.buf.readBigUInt64LE(at);
+        if (v !== 0n) mem.buf.writeBigUInt64LE(v + BASE, at);
+    };
+    rebase(root + ROOT_OFFSETS.counters);
+    rebase(root + ROOT_OFFSETS.modules);
+    rebase(root + ROOT_OFFSETS.detached_totals);
+    for (let i = 0; i < dump.module_slots; i++) rebase(0x8000 + 8 * i);
+    const offsetOf = (a) => {
+        if (!(a instanceof Int64)) throw new Error("address is not an Int64: " + a);
+        return Number(a.v - BASE);
+    };
+    const types = {};
+    types[m.ROOT_TYPE] = { size: 0x100 + 9 * 128, fields: {} };
+    for (const n in ROOT_OFFSETS) types[m.ROOT_TYPE].fields[n] = { offset: ROOT_OFFSETS[n] };
+    types[m.COUNTER_TYPE] = { size: 128, fields: {} };
+    m.COUNTER_FIELDS.forEach((n, i) => { types[m.COUNTER_TYPE].fields[n] = { offset: 8 * i }; });
+    types[m.FILTER_TYPE] = { size: 8 * m.FILTER_FIELDS.length, fields: {} };
+    m.FILTER_FIELDS.forEach((n, i) => { types[m.FILTER_TYPE].fields[n] = { offset: 8 * i }; });
+    return {
+        Int64: (v) => new Int64(v),
+        getModuleType: (module, name) => {
+            assert.equal(module, "mdlpool");
+            if (!types[name]) throw new Error("no type " + name);
+            return types[name];
+        },
+        getModuleSymbolAddress: (module, name) => {
+            assert.deepEqual([module, name], ["mdlpool", "MdlPoolStats"]);
+            return new Int64(BASE + BigInt(root));
+        },
+        memory: {
+            readMemoryValues: (addr, count, size, signed) => {
+                const at = offsetOf(addr);
+                const out = [];
+                for (let i = 0; i < count; i++) {
+                    const o = at + i * size;
+                    if (size === 1) out.push(mem.buf.readUInt8(o));
+                    else if (size === 4) out.push(mem.buf.readUInt32LE(o));
+                    else out.push(new Int64(signed ? mem.buf.readBigInt64LE(o) : mem.buf.readBigUInt64LE(o)));
+                }
+                return out;
+            }
+        },
+        diagnostics: { debugLog: (s) => log.push(s) },
+        functionAlias: function (fn, name) { this.fn = fn; this.name = name; },
+        apiVersionSupport: function (major, minor) { this.major = major; this.minor = minor; }
+    };
+}
+
+test("!mdlpool in a stand-in debugger: kernel addresses stay Int64, the table equals the dump's", () => {
+    const dump = load("hand-two-cpus.json");
+    const log = [];
+    global.host = fakeHost(dump, log);
+    try {
+        assert.deepEqual(m.readDumpFromDebugger(), dump);
+        m.mdlpool();
+        assert.equal(log.join(""), m.render(dump));
+        log.length = 0;
+        m.mdlpool("cpu");
+        assert.equal(log.join(""), m.render(dump, { cpu: true }));
+        const init = m.initializeScript();
+        assert.ok(init.some((x) => x.name === "mdlpool" && x.fn === m.mdlpool), "registers !mdlpool");
+        // A driver whose PDB lacks a field the script reads: a clear error, not wrong numbers.
+        delete global.host.getModuleType(m.MODULE_NAME, m.COUNTER_TYPE).fields.free_misses;
+        assert.throws(() => m.readDumpFromDebugger(), /ClassCounters has no field 'free_misses'/);
+    } finally {
+        delete global.host;
+    }
+});
