@@ -15,8 +15,9 @@ commands:
   package [--target amd64|arm64|all] [--release] [--verbose]
       Cross-build mdlpool.sys (release profile, always: --release is accepted
       and is the default), stamp driver.inx into mdlpool.inf, verify the image,
-      PDB and INF, and write target/package/<arch>/{mdlpool.sys,mdlpool.pdb,mdlpool.inf}.
-      --target defaults to all.
+      PDB and INF (and the names windbg/mdlpool.natvis and windbg/mdlpool.js use
+      against the PDB), and write target/package/<arch>/{mdlpool.sys,mdlpool.pdb,
+      mdlpool.inf,mdlpool.natvis,mdlpool.js}. --target defaults to all.
   verify [--target amd64|arm64] [--verbose] <dir>
       Run the package verifier over an existing package directory holding
       mdlpool.sys, mdlpool.pdb and mdlpool.inf (e.g. the WDK flow's output).
