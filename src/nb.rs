@@ -435,15 +435,17 @@ pub unsafe fn restore(
 
 #[cfg(test)]
 pub(crate) mod test_chains {
-    //! Hand-built MDL chains over host memory for unit tests (no NDIS calls).
+    //! Hand-built MDL chains over host memory for unit tests (no NDIS calls). The NB and the MDLs
+    //! live behind raw pointers (from `Box::into_raw`) for the chain's lifetime, so the pointers the
+    //! chain links through stay valid under Miri's borrow rules however the test edits them.
     use super::*;
     use std::boxed::Box;
     use std::vec::Vec;
 
-    /// An NB over a chain of MDLs, each over its own boxed buffer.
+    /// An NB over a chain of MDLs, each over its own buffer.
     pub struct Chain {
-        pub nb: Box<NET_BUFFER>,
-        pub mdls: Vec<Box<MDL>>,
+        nb: *mut NET_BUFFER,
+        pub mdls: Vec<*mut MDL>,
         pub bufs: Vec<Vec<u8>>,
     }
 
@@ -452,7 +454,6 @@ pub(crate) mod test_chains {
         /// `data_length` long. Buffer bytes are `0xA0 ^ index-in-chain`.
         pub fn new(sizes: &[u32], data_offset: u32, data_length: u32) -> Self {
             let mut bufs: Vec<Vec<u8>> = Vec::new();
-            let mut mdls: Vec<Box<MDL>> = Vec::new();
             let mut k = 0u32;
             for &s in sizes {
                 let mut b = Vec::with_capacity(s as usize);
@@ -462,54 +463,89 @@ pub(crate) mod test_chains {
                 }
                 bufs.push(b);
             }
+            let mut mdls: Vec<*mut MDL> = Vec::new();
             for b in bufs.iter_mut() {
-                // SAFETY: (test) writing a zeroed MDL header.
+                // SAFETY: (test) an all-zero MDL header is a valid value of the plain-data struct.
                 let mut m: Box<MDL> = Box::new(unsafe { core::mem::zeroed() });
                 m.ByteCount = b.len() as u32;
                 m.MappedSystemVa = b.as_mut_ptr() as PVOID;
                 m.StartVa = PAGE_ALIGN(b.as_ptr() as _);
                 m.ByteOffset = BYTE_OFFSET(b.as_ptr() as _);
                 m.MdlFlags = MDL_SOURCE_IS_NONPAGED_POOL;
-                mdls.push(m);
+                mdls.push(Box::into_raw(m));
             }
             for i in 1..mdls.len() {
-                let next: *mut MDL = &mut *mdls[i];
-                mdls[i - 1].Next = next;
+                // SAFETY: (test) both MDLs are live boxes owned by this chain.
+                unsafe { (*mdls[i - 1]).Next = mdls[i] };
             }
-            // SAFETY: (test) a zeroed NET_BUFFER is a valid empty NB.
-            let mut nb: Box<NET_BUFFER> = Box::new(unsafe { core::mem::zeroed() });
-            nb.MdlChain = mdls
-                .first_mut()
-                .map_or(ptr::null_mut(), |m| &mut **m as *mut MDL);
-            nb.DataOffset = data_offset;
-            nb.SetDataLength(data_length);
-            let mut chain = Chain { nb, mdls, bufs };
+            // SAFETY: (test) an all-zero NET_BUFFER is a valid empty NB.
+            let nb: Box<NET_BUFFER> = Box::new(unsafe { core::mem::zeroed() });
+            let nb = Box::into_raw(nb);
+            // SAFETY: (test) the NB was just allocated.
+            unsafe {
+                (*nb).MdlChain = mdls.first().copied().unwrap_or(ptr::null_mut());
+                (*nb).DataOffset = data_offset;
+                (*nb).SetDataLength(data_length);
+            }
+            let chain = Chain { nb, mdls, bufs };
             chain.normalise();
             chain
         }
 
         /// Sets CurrentMdl/CurrentMdlOffset from DataOffset with NDIS's walk.
-        pub fn normalise(&mut self) {
-            let mut off = self.nb.DataOffset;
-            let mut m = self.nb.MdlChain;
-            // SAFETY: (test) the chain is ours and valid.
+        pub fn normalise(&self) {
+            // SAFETY: (test) the NB and its chain are ours and valid.
             unsafe {
+                let mut off = (*self.nb).DataOffset;
+                let mut m = (*self.nb).MdlChain;
                 while !m.is_null() && off >= (*m).ByteCount {
                     off -= (*m).ByteCount;
                     m = (*m).Next;
                 }
+                (*self.nb).CurrentMdl = m;
+                (*self.nb).CurrentMdlOffset = off;
             }
-            self.nb.CurrentMdl = m;
-            self.nb.CurrentMdlOffset = off;
         }
 
-        pub fn nb(&mut self) -> *mut NET_BUFFER {
-            &mut *self.nb
+        pub fn nb(&self) -> *mut NET_BUFFER {
+            self.nb
+        }
+
+        /// The NB, for field edits in tests.
+        pub fn nb_mut(&mut self) -> &mut NET_BUFFER {
+            // SAFETY: (test) the NB is live while the chain is; `&mut self` makes this access unique.
+            unsafe { &mut *self.nb }
+        }
+
+        /// MDL `i`, for field edits in tests.
+        pub fn mdl_mut(&mut self, i: usize) -> &mut MDL {
+            // SAFETY: (test) as `nb_mut`.
+            unsafe { &mut *self.mdls[i] }
         }
 
         /// The whole chain's bytes, concatenated.
         pub fn flat(&self) -> Vec<u8> {
-            self.bufs.concat()
+            let mut v = Vec::new();
+            for &m in &self.mdls {
+                // SAFETY: (test) each MDL maps its own live buffer of ByteCount bytes.
+                unsafe {
+                    let p = (*m).MappedSystemVa as *const u8;
+                    v.extend_from_slice(core::slice::from_raw_parts(p, (*m).ByteCount as usize));
+                }
+            }
+            v
+        }
+    }
+
+    impl Drop for Chain {
+        fn drop(&mut self) {
+            // SAFETY: (test) every pointer came from Box::into_raw in `new` and is freed once.
+            unsafe {
+                drop(Box::from_raw(self.nb));
+                for &m in &self.mdls {
+                    drop(Box::from_raw(m));
+                }
+            }
         }
     }
 }
@@ -575,7 +611,7 @@ mod tests {
     #[test]
     fn unmapped_mdl_is_an_error_not_a_crash() {
         let mut c = Chain::new(&[4, 4], 0, 8);
-        c.mdls[1].MdlFlags = 0;
+        c.mdl_mut(1).MdlFlags = 0;
         let mut buf = [0u8; 8];
         // SAFETY: (test) the chain is valid.
         assert_eq!(
@@ -588,22 +624,23 @@ mod tests {
     fn record_captures_and_applies_all_five_fields() {
         let mut c = Chain::new(&[6, 6], 6, 6);
         // Not normalised on purpose: CurrentMdl at the end of the first MDL.
-        c.nb.CurrentMdl = &mut *c.mdls[0];
-        c.nb.CurrentMdlOffset = 6;
+        let m0 = c.mdls[0];
+        c.nb_mut().CurrentMdl = m0;
+        c.nb_mut().CurrentMdlOffset = 6;
         // SAFETY: (test) the NB is valid.
         let rec = unsafe { RetreatRecord::capture(c.nb()) };
         c.normalise();
-        c.nb.DataOffset = 1;
-        c.nb.SetDataLength(11);
-        c.nb.MdlChain = ptr::null_mut();
+        c.nb_mut().DataOffset = 1;
+        c.nb_mut().SetDataLength(11);
+        c.nb_mut().MdlChain = ptr::null_mut();
         // SAFETY: (test) as above.
         assert!(!unsafe { rec.matches(c.nb()) });
         // SAFETY: (test) as above.
         unsafe { rec.apply(c.nb()) };
         // SAFETY: (test) as above.
         assert!(unsafe { rec.matches(c.nb()) });
-        assert_eq!(c.nb.CurrentMdl, &mut *c.mdls[0] as *mut MDL);
-        assert_eq!(c.nb.CurrentMdlOffset, 6);
+        assert_eq!(c.nb_mut().CurrentMdl, m0);
+        assert_eq!(c.nb_mut().CurrentMdlOffset, 6);
     }
 
     #[test]

@@ -212,8 +212,8 @@ mod tests {
         for split in 0..=24 {
             let mut c = chain_with(&f, split);
             // What a fast-path retreat of 4 does.
-            c.nb.DataOffset -= 4;
-            c.nb.SetDataLength(44);
+            c.nb_mut().DataOffset -= 4;
+            c.nb_mut().SetDataLength(44);
             c.normalise();
             // SAFETY: (test) retreated by 4 over a 40-byte frame.
             unsafe { tag_retreated(c.nb(), tag) }.unwrap();
@@ -228,8 +228,8 @@ mod tests {
             assert!(unsafe { is_tagged(c.nb()) }.unwrap());
             // SAFETY: (test) the NB is still retreated by 4.
             unsafe { remove_inserted(c.nb()) }.unwrap();
-            c.nb.DataOffset += 4;
-            c.nb.SetDataLength(40);
+            c.nb_mut().DataOffset += 4;
+            c.nb_mut().SetDataLength(40);
             c.normalise();
             let mut back = std::vec![0u8; 40];
             // SAFETY: (test) valid chain.
