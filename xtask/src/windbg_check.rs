@@ -41,11 +41,15 @@ pub struct StructInfo {
     pub fields: Vec<Field>,
 }
 
-/// The structures of a PDB by name, and its public symbols.
+/// The structures of a PDB by name, its public symbols, and the types of its global data.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TypeDb {
     pub types: BTreeMap<String, StructInfo>,
     pub publics: BTreeSet<String>,
+    /// (section, offset) of each public symbol.
+    pub public_at: BTreeMap<String, (u16, u32)>,
+    /// The structure type of each global data symbol, by (section, offset).
+    pub data_types: BTreeMap<(u16, u32), Vec<String>>,
 }
 
 impl TypeDb {
@@ -99,11 +103,34 @@ impl TypeDb {
             .map_err(|e| format!("no global symbol stream: {e}"))?;
         let mut it = symbols.iter();
         while let Some(sym) = it.next().map_err(|e| format!("symbol stream: {e}"))? {
-            if let Ok(pdb::SymbolData::Public(p)) = sym.parse() {
-                db.publics.insert(p.name.to_string().into_owned());
+            match sym.parse() {
+                Ok(pdb::SymbolData::Public(p)) => {
+                    let name = p.name.to_string().into_owned();
+                    db.public_at
+                        .insert(name.clone(), (p.offset.section, p.offset.offset));
+                    db.publics.insert(name);
+                }
+                Ok(pdb::SymbolData::Data(d)) if d.global => {
+                    if let Some(ty) = struct_behind(&finder, d.type_index, 0) {
+                        db.data_types
+                            .entry((d.offset.section, d.offset.offset))
+                            .or_default()
+                            .push(ty);
+                    }
+                }
+                _ => {}
             }
         }
         Ok(db)
+    }
+
+    /// Whether the public symbol `name` is global data of structure type `ty` (the debugger can then
+    /// show it typed).
+    pub fn public_has_type(&self, name: &str, ty: &str) -> bool {
+        self.public_at
+            .get(name)
+            .and_then(|at| self.data_types.get(at))
+            .is_some_and(|types| types.iter().any(|t| t == ty))
     }
 
     /// The member `field` of structure `ty`.
@@ -466,6 +493,14 @@ pub fn checks(db: &TypeDb, natvis: &str, js: &str) -> Vec<Check> {
                 db.publics.contains(&layout.root_symbol),
                 format!("public symbol {} (the statistics root)", layout.root_symbol),
             ));
+            out.push(check(
+                "windbg.pdb.root_type",
+                db.public_has_type(&layout.root_symbol, &layout.root_type),
+                format!(
+                    "global data at {} has type {}",
+                    layout.root_symbol, layout.root_type
+                ),
+            ));
             let mut missing_types = Vec::new();
             let mut missing_fields = Vec::new();
             for (ty, fields) in &layout.types {
@@ -628,6 +663,8 @@ mod tests {
     fn db() -> TypeDb {
         let mut db = TypeDb::default();
         db.publics.insert("MdlPoolStats".into());
+        db.public_at.insert("MdlPoolStats".into(), (3, 0));
+        db.data_types.insert((3, 0), vec!["a::Root".into()]);
         db.types.insert(
             "core::sync::atomic::AtomicU64".into(),
             StructInfo {
@@ -701,7 +738,7 @@ var COUNTER_FIELDS = [
     fn consistent_files_pass() {
         let c = checks(&db(), NATVIS, JS);
         assert!(failed(&c).is_empty(), "{c:#?}");
-        assert_eq!(c.len(), 5);
+        assert_eq!(c.len(), 6);
     }
 
     #[test]
@@ -757,11 +794,17 @@ var COUNTER_FIELDS = [
     fn unknown_type_and_missing_public_fail() {
         let mut d = db();
         d.publics.clear();
+        d.public_at.clear();
         let natvis = NATVIS.replace("(a::Row*)", "(a::Rows*)");
         let c = checks(&d, &natvis, JS);
         assert_eq!(
             failed(&c),
-            ["windbg.pdb.public", "windbg.natvis.types"].into()
+            [
+                "windbg.pdb.public",
+                "windbg.pdb.root_type",
+                "windbg.natvis.types"
+            ]
+            .into()
         );
     }
 }

@@ -47,12 +47,13 @@ fn shipped_natvis_and_script_match_the_pdb() {
     let (natvis, js) = files();
     let r = run(&b.pdb, &natvis, &js);
     assert!(r.ok(), "{}", r.failure_text());
-    assert_eq!(r.checks.len(), 5);
+    assert_eq!(r.checks.len(), 6);
     // And the package verification as `cargo xtask package` runs it includes them.
     let full = package::verify_built(b).unwrap();
     let ids: BTreeSet<_> = full.checks.iter().map(|c| c.id).collect();
     for id in [
         "windbg.pdb.public",
+        "windbg.pdb.root_type",
         "windbg.js.fields",
         "windbg.natvis.fields",
     ] {
@@ -139,7 +140,10 @@ fn a_type_renamed_in_the_script_fails_the_check() {
         1,
     );
     let r = run(&b.pdb, &natvis, &renamed);
-    assert_eq!(failed(&r), ["windbg.js.types"].into());
+    assert_eq!(
+        failed(&r),
+        ["windbg.js.types", "windbg.pdb.root_type"].into()
+    );
 }
 
 /// The documented layout (src/stats.rs module table; windbg/test/mdlpool.test.js lays out the same).
