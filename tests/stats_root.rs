@@ -5,7 +5,9 @@
 //! snapshot too; unload and check the crash-dump rule (no pointer into freed memory, final totals kept).
 //!
 //! `MDLPOOL_RECORD_DUMP=<dir>` also writes the dumps this test reads (running and unloaded) into
-//! `<dir>`: that is how `windbg/test/fixtures/sim-*.json` were recorded.
+//! `<dir>`: that is how `windbg/test/fixtures/sim-*.json` were recorded. After re-recording, regenerate
+//! the golden tables (`node windbg/mdlpool.js --render X.json > X.txt`) and the README sample, which
+//! `node --test windbg/test/` compares against.
 //! Needs `node` (or `$NODE`) on PATH; set `MDLPOOL_SKIP_NODE=1` to skip only the script half.
 
 mod filter_common;
