@@ -10,7 +10,12 @@
 //!
 //! Crash-dump rule: the root is a static in the image, so it is always readable. Before the pool frees
 //! its counter array, [`retire`] copies the summed counters into `final_counters`, clears `counters` and
-//! sets the state to unloaded, so the root never points into freed memory.
+//! sets the state to unloaded, so the root never points into freed memory. (`mdl_handlers::uninstall`
+//! flushes the quiescent pool first, so the final rows show every cached block returned to the system
+//! and, in *in flight*, any block that leaked.)
+//!
+//! Who calls what: `mdl_handlers::install` → [`publish`], `mdl_handlers::uninstall` → [`retire`],
+//! `mdl_handlers::trim_tick` → [`refresh`], DriverEntry / DriverUnload → [`set_running`] / [`set_stopped`].
 //!
 //! Layout (x64 offsets are pinned by the assertions at the end of this file; the PDB is checked by
 //! `cargo xtask package` against the field names the NatVis and the script use):
