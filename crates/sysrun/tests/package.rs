@@ -6,6 +6,7 @@ use ndis_sim::{
     AdapterConfig, ConfigValue, FaultRule, NblShape, Sim, SimConfig, SimGuard, Traffic,
 };
 use ndis_sys::*;
+use sysrun::stats::FILTER_FIELDS;
 use sysrun::SysDriver;
 
 fn package() -> std::path::PathBuf {
@@ -94,6 +95,12 @@ fn traffic_run(mode: &str) {
             nbls: 2,
             nbs_per_nbl: 2,
             mdl_lengths: vec![14, 100],
+            // vlan: the protocol asks for priority 3, VLAN 42 through the NBL's 802.1Q info.
+            ieee8021q: if mode == "vlan" {
+                NDIS_NET_BUFFER_LIST_8021Q_INFO::new(3, 0, 42).Value
+            } else {
+                0
+            },
             ..NblShape::default()
         },
         receive: NblShape {
@@ -130,56 +137,96 @@ fn traffic_run(mode: &str) {
             "received frames differ"
         );
     }
+    if mode == "vlan" {
+        // Software 802.1Q on send: each wire frame carries the tag the NBL asked for, 4 bytes longer.
+        let sent_len = NblShape::default().frame_len;
+        let wire = nic.wire_frames();
+        assert!(!wire.is_empty());
+        for f in &wire {
+            assert_eq!(f.bytes.len(), sent_len + 4, "tagged frame length");
+            assert_eq!(
+                &f.bytes[12..16],
+                &[0x81, 0x00, 0x60, 42],
+                "TPID 0x8100, PCP 3, VID 42"
+            );
+        }
+    }
     let (r1, w1) = sysrun::trap::cr8_counts();
     eprintln!("{mode}: CR8 reads {} writes {} emulated", r1 - r0, w1 - w0);
     // The exported stats root, read out of the loaded image the way the debugger reads it.
-    let has_root = drv.image().export(sysrun::stats::ROOT_SYMBOL).is_some();
-    let live = if has_root {
-        let live = sysrun::stats::read(drv.image()).unwrap_or_else(|e| panic!("{e}"));
-        let t = live.totals();
-        eprintln!("{mode}: stats root state {} totals {t:?}", live.state);
-        assert_eq!(
-            live.state, 2,
-            "stats root is 'running' while the filter runs"
-        );
-        assert_eq!(
-            t.in_flight, 0,
-            "every block came back once every NBL did: {t:?}"
-        );
-        if mode == "exercise" {
-            // exercise retreats every NB of both paths past its unused space: one NetAllocateMdl each.
-            assert_eq!(
-                t.allocates - t.failures,
-                c.proto_sent_nbs + c.mp_indicated_nbs,
-                "pool allocations = NBs sent + NBs received: {t:?} {c:?}"
-            );
-        }
-        Some(t)
-    } else {
-        eprintln!(
-            "{mode}: this image exports no {} (a build without the stats root)",
-            sysrun::stats::ROOT_SYMBOL
-        );
-        None
+    let live = sysrun::stats::read(drv.image()).unwrap_or_else(|e| panic!("{e}"));
+    let t = live.totals();
+    eprintln!(
+        "{mode}: stats root state {} totals {t:?} modules {:?}",
+        live.state, live.modules
+    );
+    assert_eq!(
+        live.state, 2,
+        "stats root is 'running' while the filter runs"
+    );
+    assert_eq!(
+        t.in_flight, 0,
+        "every block came back once every NBL did: {t:?}"
+    );
+    assert_eq!(
+        live.modules.len(),
+        1,
+        "one attached module listed: {:?}",
+        live.modules
+    );
+    let m = live.modules[0].1;
+    let field = |name: &str| {
+        m[FILTER_FIELDS
+            .iter()
+            .position(|f| *f == name)
+            .expect("a FilterStats field")]
     };
+    assert_eq!(field("send_nbls_transformed"), c.proto_sent_nbls);
+    assert_eq!(field("send_nbs_transformed"), c.proto_sent_nbs);
+    if mode == "exercise" {
+        // exercise retreats every NB of both paths past its unused space: one NetAllocateMdl each,
+        // and every one restored by advancing.
+        assert_eq!(field("recv_nbls_transformed"), c.mp_indicated_nbls);
+        assert_eq!(field("recv_nbs_transformed"), c.mp_indicated_nbs);
+        let both = c.proto_sent_nbs + c.mp_indicated_nbs;
+        assert_eq!(
+            t.allocates - t.failures,
+            both,
+            "pool allocations = NBs sent + received: {t:?} {c:?}"
+        );
+        assert_eq!(field("restores_advanced"), both);
+    } else {
+        // vlan: every sent NB (DataOffset 0) gets a 4-byte tag in front: one allocation each;
+        // receives carry no tag to re-insert and pass through.
+        assert_eq!(
+            t.allocates - t.failures,
+            c.proto_sent_nbs,
+            "pool allocations = NBs sent: {t:?} {c:?}"
+        );
+        assert_eq!(field("bytes_written"), 4 * c.proto_sent_nbs);
+        assert_eq!(field("passthrough_nbls"), c.mp_indicated_nbls);
+    }
     nic.pause().expect("pause");
     nic.detach();
     drv.unload(&sim);
-    if let Some(live) = live {
-        let fin = sysrun::stats::read(drv.image()).unwrap_or_else(|e| panic!("{e}"));
-        let t = fin.totals();
-        eprintln!("{mode}: after unload state {} totals {t:?}", fin.state);
-        assert_eq!(fin.state, 3, "stats root is 'unloaded' after DriverUnload");
-        assert!(
-            fin.counters.is_empty(),
-            "no pointer into freed per-CPU counters after unload"
-        );
-        assert_eq!(
-            (t.allocates, t.frees, t.in_flight),
-            (live.allocates, live.frees, 0),
-            "final totals kept at unload"
-        );
-    }
+    let fin = sysrun::stats::read(drv.image()).unwrap_or_else(|e| panic!("{e}"));
+    let ft = fin.totals();
+    eprintln!("{mode}: after unload state {} totals {ft:?}", fin.state);
+    assert_eq!(fin.state, 3, "stats root is 'unloaded' after DriverUnload");
+    assert!(
+        fin.counters.is_empty(),
+        "no pointer into freed per-CPU counters after unload"
+    );
+    assert_eq!(
+        (ft.allocates, ft.frees, ft.in_flight),
+        (t.allocates, t.frees, 0),
+        "final totals kept at unload"
+    );
+    assert!(fin.modules.is_empty(), "no module listed after detach");
+    assert_eq!(
+        fin.detached_totals, m,
+        "the detached module's counters are kept in the totals"
+    );
     let report = sim.finish();
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
@@ -204,7 +251,8 @@ fn injected_allocation_failures_are_survived() {
     let nic = sim.add_adapter(AdapterConfig::default());
     nic.attach().expect("attach");
     nic.restart().expect("restart");
-    // Every 3rd pool allocation fails from now on: the pool's refills and NDIS's own allocations.
+    // Every 3rd pool allocation fails from the first packet on, before the pool's magazines are warm,
+    // so NetAllocateMdl itself must return NULL; NDIS's default retreat allocator fails too.
     sim.inject(ndis_sim::AllocSite::Pool, FaultRule::Every(3));
     sim.inject(ndis_sim::AllocSite::DefaultRetreatMdl, FaultRule::Every(2));
     let t = Traffic {
@@ -212,17 +260,42 @@ fn injected_allocation_failures_are_survived() {
         ..Traffic::default()
     };
     sim.run_traffic(&nic, &t);
+    let (calls, injected) = sim.alloc_stats(ndis_sim::AllocSite::Pool);
     sim.clear_injection(ndis_sim::AllocSite::Pool);
     sim.clear_injection(ndis_sim::AllocSite::DefaultRetreatMdl);
     nic.drain();
     let c = nic.counters();
-    assert_eq!(c.proto_completed_nbls, c.proto_sent_nbls);
+    eprintln!("pool allocations {calls}, injected failures {injected}; {c:?}");
+    assert!(
+        injected > 0,
+        "the pool asked for memory and some requests failed"
+    );
+    assert_eq!(
+        c.proto_completed_nbls, c.proto_sent_nbls,
+        "every send completed, failed or not"
+    );
+    assert_eq!(
+        c.mp_returned_nbls, c.mp_indicated_nbls,
+        "every receive came back, dropped or not"
+    );
+    let t = sysrun::stats::read(drv.image())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .totals();
+    eprintln!("stats root totals {t:?}");
+    assert!(
+        t.failures > 0,
+        "NetAllocateMdl returned NULL when the pool could not grow: {t:?}"
+    );
+    assert!(
+        c.proto_completed_other > 0,
+        "a failed retreat completes its send with NDIS_STATUS_RESOURCES: {c:?}"
+    );
+    assert_eq!(t.in_flight, 0, "{t:?}");
     nic.pause().expect("pause");
     nic.detach();
     drv.unload(&sim);
     let report = sim.finish();
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
-    let _ = NDIS_STATUS_RESOURCES;
 }
 
 #[test]
