@@ -140,6 +140,13 @@ pub fn run(o: &SimulateOptions) -> Result<(), String> {
             nbs_per_nbl: 2,
             mdl_lengths: vec![14, 200],
             frame_len: 300,
+            // vlan: the protocol asks for priority 3, VLAN 42 through the NBL's 802.1Q info, so the
+            // filter inserts the tag in software on every send.
+            ieee8021q: if o.mode == "vlan" {
+                ndis_sys::NDIS_NET_BUFFER_LIST_8021Q_INFO::new(3, 0, 42).Value
+            } else {
+                0
+            },
             ..NblShape::default()
         },
         receive: NblShape {
