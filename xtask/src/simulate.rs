@@ -5,12 +5,7 @@
 //!
 //! Owns only the command's flow; building the package is `package::run`, loading is `sysrun`.
 
-use ndis_sim::{AdapterConfig, ConfigValue, NblShape, Sim, SimConfig, Traffic};
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
-use xtask::package::{self, Options};
-use xtask::verify::Arch;
 
 pub const USAGE: &str = "\
   simulate [--mode exercise|vlan] [--seconds N] [--cpus N] [--sys PATH]
@@ -75,40 +70,61 @@ pub fn parse(args: &[String]) -> Result<SimulateOptions, String> {
     Ok(o)
 }
 
-/// Pool figures for the progress line, from the live stats root.
-fn pool_line(image: &sysrun::LoadedImage) -> String {
-    match sysrun::stats::read(image) {
-        Ok(d) if d.state == 2 || d.state == 1 => {
-            let t = d.totals();
-            let hit = if t.allocates == 0 {
-                "-".to_string()
-            } else {
-                format!(
-                    "{:.1}%",
-                    (t.allocates - t.allocate_misses) as f64 * 100.0 / t.allocates as f64
-                )
-            };
-            format!("pool hit {hit}, in flight {}", t.in_flight)
-        }
-        Ok(d) => format!("pool stats not published (state {})", d.state),
-        Err(e) => format!("pool stats unreadable: {e}"),
-    }
+/// On other hosts: refused (sysrun executes amd64 code and needs Linux signal contexts).
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+pub fn run(_o: &SimulateOptions) -> Result<(), String> {
+    Err(
+        "cargo xtask simulate runs the amd64 image in this process and needs an x86_64 Linux host"
+            .into(),
+    )
 }
 
-pub fn run(o: &SimulateOptions) -> Result<(), String> {
-    let sys = match &o.sys {
-        Some(p) => p.clone(),
-        None => {
-            package::run(&Options {
-                arches: vec![Arch::Amd64],
-                verbose: false,
-            })?;
-            package::package_dir(Arch::Amd64).join(xtask::names::SYS_FILE)
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub use linux::run;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod linux {
+    use super::SimulateOptions;
+    use ndis_sim::{AdapterConfig, ConfigValue, NblShape, Sim, SimConfig, Traffic};
+    use std::io::{IsTerminal, Write};
+    use std::time::{Duration, Instant};
+    use xtask::package::{self, Options};
+    use xtask::verify::Arch;
+
+    /// Pool figures for the progress line, from the live stats root.
+    fn pool_line(image: &sysrun::LoadedImage) -> String {
+        match sysrun::stats::read(image) {
+            Ok(d) if d.state == 2 || d.state == 1 => {
+                let t = d.totals();
+                let hit = if t.allocates == 0 {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{:.1}%",
+                        (t.allocates - t.allocate_misses) as f64 * 100.0 / t.allocates as f64
+                    )
+                };
+                format!("pool hit {hit}, in flight {}", t.in_flight)
+            }
+            Ok(d) => format!("pool stats not published (state {})", d.state),
+            Err(e) => format!("pool stats unreadable: {e}"),
         }
-    };
-    // Refuse a bad image before starting anything, with the loader's own error.
-    let image = sysrun::LoadedImage::load(&sys).map_err(|e| e.to_string())?;
-    println!(
+    }
+
+    pub fn run(o: &SimulateOptions) -> Result<(), String> {
+        let sys = match &o.sys {
+            Some(p) => p.clone(),
+            None => {
+                package::run(&Options {
+                    arches: vec![Arch::Amd64],
+                    verbose: false,
+                })?;
+                package::package_dir(Arch::Amd64).join(xtask::names::SYS_FILE)
+            }
+        };
+        // Refuse a bad image before starting anything, with the loader's own error.
+        let image = sysrun::LoadedImage::load(&sys).map_err(|e| e.to_string())?;
+        println!(
         "simulate: {} mapped at {:#x} ({} imports bound to ndis-sim, {} PDB symbols); mode {}, {} virtual CPUs, {} s",
         sys.display(),
         image.base(),
@@ -119,123 +135,124 @@ pub fn run(o: &SimulateOptions) -> Result<(), String> {
         o.seconds
     );
 
-    let sim = Sim::start(SimConfig {
-        cpus: o.cpus,
-        ..SimConfig::default()
-    });
-    let mut drv = sysrun::SysDriver::start(&sim, image).map_err(|e| e.to_string())?;
-    let nic = sim.add_adapter(AdapterConfig::default());
-    nic.set_config("Mode", ConfigValue::Str(o.mode.clone()));
-    nic.attach().map_err(|e| format!("FilterAttach: {e:?}"))?;
-    nic.restart().map_err(|e| format!("FilterRestart: {e:?}"))?;
-    println!(
-        "simulate: DriverEntry, attach and restart ran inside the image; module {:?}",
-        nic.state()
-    );
-
-    let traffic = Traffic {
-        steps_per_cpu: 500,
-        send: NblShape {
-            nbls: 2,
-            nbs_per_nbl: 2,
-            mdl_lengths: vec![14, 200],
-            frame_len: 300,
-            // vlan: the protocol asks for priority 3, VLAN 42 through the NBL's 802.1Q info, so the
-            // filter inserts the tag in software on every send.
-            ieee8021q: if o.mode == "vlan" {
-                ndis_sys::NDIS_NET_BUFFER_LIST_8021Q_INFO::new(3, 0, 42).Value
-            } else {
-                0
-            },
-            ..NblShape::default()
-        },
-        receive: NblShape {
-            nbls: 2,
-            frame_len: 300,
-            ..NblShape::default()
-        },
-        resources_one_in: 4,
-        seed: 1,
-        cpus: Vec::new(),
-    };
-    let tty = std::io::stdout().is_terminal();
-    let start = Instant::now();
-    let mut last_print = start;
-    let mut last_nbls = 0u64;
-    let mut round = 0u64;
-    while start.elapsed() < Duration::from_secs(o.seconds) {
-        round += 1;
-        sim.run_traffic(
-            &nic,
-            &Traffic {
-                seed: round,
-                ..traffic.clone()
-            },
+        let sim = Sim::start(SimConfig {
+            cpus: o.cpus,
+            ..SimConfig::default()
+        });
+        let mut drv = sysrun::SysDriver::start(&sim, image).map_err(|e| e.to_string())?;
+        let nic = sim.add_adapter(AdapterConfig::default());
+        nic.set_config("Mode", ConfigValue::Str(o.mode.clone()));
+        nic.attach().map_err(|e| format!("FilterAttach: {e:?}"))?;
+        nic.restart().map_err(|e| format!("FilterRestart: {e:?}"))?;
+        println!(
+            "simulate: DriverEntry, attach and restart ran inside the image; module {:?}",
+            nic.state()
         );
-        let now = Instant::now();
-        if now.duration_since(last_print) >= Duration::from_secs(1)
-            || start.elapsed() >= Duration::from_secs(o.seconds)
-        {
-            let c = nic.counters();
-            let nbls = c.proto_sent_nbls + c.mp_indicated_nbls;
-            let rate = (nbls - last_nbls) as f64 / now.duration_since(last_print).as_secs_f64();
-            let line = format!(
-                "[{:>4.1}s] {:>9.0} NBLs/s  sent {} received {}  {}",
-                start.elapsed().as_secs_f64(),
-                rate,
-                c.proto_sent_nbls,
-                c.mp_indicated_nbls,
-                pool_line(drv.image())
+
+        let traffic = Traffic {
+            steps_per_cpu: 500,
+            send: NblShape {
+                nbls: 2,
+                nbs_per_nbl: 2,
+                mdl_lengths: vec![14, 200],
+                frame_len: 300,
+                // vlan: the protocol asks for priority 3, VLAN 42 through the NBL's 802.1Q info, so the
+                // filter inserts the tag in software on every send.
+                ieee8021q: if o.mode == "vlan" {
+                    ndis_sys::NDIS_NET_BUFFER_LIST_8021Q_INFO::new(3, 0, 42).Value
+                } else {
+                    0
+                },
+                ..NblShape::default()
+            },
+            receive: NblShape {
+                nbls: 2,
+                frame_len: 300,
+                ..NblShape::default()
+            },
+            resources_one_in: 4,
+            seed: 1,
+            cpus: Vec::new(),
+        };
+        let tty = std::io::stdout().is_terminal();
+        let start = Instant::now();
+        let mut last_print = start;
+        let mut last_nbls = 0u64;
+        let mut round = 0u64;
+        while start.elapsed() < Duration::from_secs(o.seconds) {
+            round += 1;
+            sim.run_traffic(
+                &nic,
+                &Traffic {
+                    seed: round,
+                    ..traffic.clone()
+                },
             );
-            if tty {
-                print!("\r{line}   ");
-            } else {
-                println!("{line}");
+            let now = Instant::now();
+            if now.duration_since(last_print) >= Duration::from_secs(1)
+                || start.elapsed() >= Duration::from_secs(o.seconds)
+            {
+                let c = nic.counters();
+                let nbls = c.proto_sent_nbls + c.mp_indicated_nbls;
+                let rate = (nbls - last_nbls) as f64 / now.duration_since(last_print).as_secs_f64();
+                let line = format!(
+                    "[{:>4.1}s] {:>9.0} NBLs/s  sent {} received {}  {}",
+                    start.elapsed().as_secs_f64(),
+                    rate,
+                    c.proto_sent_nbls,
+                    c.mp_indicated_nbls,
+                    pool_line(drv.image())
+                );
+                if tty {
+                    print!("\r{line}   ");
+                } else {
+                    println!("{line}");
+                }
+                let _ = std::io::stdout().flush();
+                last_print = now;
+                last_nbls = nbls;
             }
-            let _ = std::io::stdout().flush();
-            last_print = now;
-            last_nbls = nbls;
         }
-    }
-    if tty {
-        println!();
-    }
-    nic.drain();
-    let c = nic.counters();
-    nic.pause().map_err(|e| format!("FilterPause: {e:?}"))?;
-    nic.detach();
-    drv.unload(&sim);
-    let (reads, writes) = sysrun::trap::cr8_counts();
-    println!(
+        if tty {
+            println!();
+        }
+        nic.drain();
+        let c = nic.counters();
+        nic.pause().map_err(|e| format!("FilterPause: {e:?}"))?;
+        nic.detach();
+        drv.unload(&sim);
+        let (reads, writes) = sysrun::trap::cr8_counts();
+        println!(
         "simulate: paused, detached, unloaded. {} NBLs sent, {} completed; {} indicated, {} returned; {} CR8 reads and {} writes emulated",
         c.proto_sent_nbls, c.proto_completed_nbls, c.mp_indicated_nbls, c.mp_returned_nbls, reads, writes
     );
 
-    let findings = sim.findings();
-    let dump = sysrun::stats::read(drv.image());
-    drop(drv);
-    if !findings.is_empty() {
-        for f in &findings {
-            eprintln!("  {f}");
+        let findings = sim.findings();
+        let dump = sysrun::stats::read(drv.image());
+        drop(drv);
+        if !findings.is_empty() {
+            for f in &findings {
+                eprintln!("  {f}");
+            }
+            return Err(format!(
+                "{} ndis-sim verifier finding(s) against the loaded image",
+                findings.len()
+            ));
         }
-        return Err(format!(
-            "{} ndis-sim verifier finding(s) against the loaded image",
-            findings.len()
-        ));
-    }
-    sim.finish();
+        sim.finish();
 
-    let dump = dump?;
-    if dump.state == 0 {
-        return Err(format!(
+        let dump = dump?;
+        if dump.state == 0 {
+            return Err(format!(
             "{}'s MdlPoolStats was never published (state empty): this build's DriverEntry does not publish the pool statistics",
             sys.display()
         ));
+        }
+        let script = package::workspace_root().join("windbg").join("mdlpool.js");
+        let table = sysrun::stats::render_table(&dump, &script, false)?;
+        println!("\n{table}");
+        Ok(())
     }
-    let script = package::workspace_root().join("windbg").join("mdlpool.js");
-    let table = sysrun::stats::render_table(&dump, &script, false)?;
-    println!("\n{table}");
-    Ok(())
 }
 
 #[cfg(test)]

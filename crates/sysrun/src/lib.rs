@@ -15,9 +15,9 @@
 //! - [`sites`]: the hook that lets ndis-sim name the driver function behind each finding.
 //!
 //! sysrun never links the driver's source: everything it knows about the driver comes from the file.
-
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-compile_error!("sysrun runs amd64 Windows images and needs an x86_64 Linux host");
+//! It needs an x86_64 Linux host (it executes amd64 code and uses Linux signal contexts); on any
+//! other host the crate is empty, so the workspace and `cargo xtask` still build there.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 pub mod callsite;
 pub mod driver;

@@ -1,6 +1,7 @@
 //! The deliberately misbehaving test driver (tests/bad-driver), loaded from its own .sys: CR8
 //! through every register, an IRQL violation and an NB not restored that the verifier reports with
 //! the offending function named from the PDB, and a privileged instruction that stops the run.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use ndis_sim::{rules, AdapterConfig, NblShape, Sim, SimConfig};
 use ndis_sys::*;

@@ -1,6 +1,7 @@
 //! The shipped amd64 `mdlpool.sys` itself (target/package/amd64, from `cargo xtask package --target
 //! amd64`), loaded by sysrun into ndis-sim: DriverEntry, attach, traffic, pause, detach and unload
 //! run inside the loaded image, with zero verifier findings.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use ndis_sim::{
     AdapterConfig, ConfigValue, FaultRule, NblShape, Sim, SimConfig, SimGuard, Traffic,

@@ -1,5 +1,6 @@
 //! Broken driver images are refused with an error naming the file, the place and the reason — never
 //! a crash. Each case edits a copy of the shipped amd64 package (see `sysrun::testing::package_sys`).
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use sysrun::{LoadErrorKind, LoadedImage, PeImage};
 

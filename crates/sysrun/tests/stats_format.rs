@@ -1,6 +1,7 @@
 //! sysrun's stats dump is the format `windbg/mdlpool.js --render` reads: for each recorded fixture
 //! under windbg/test/fixtures, a dump holding the fixture's numbers serialises to the fixture byte for
 //! byte (whitespace aside), and node renders it to the fixture's golden table.
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
 use sysrun::stats::{FilterRow, Row, StatsDump};
 
