@@ -5,9 +5,12 @@
 //! magazines or statistics.
 //!
 //! Layout (x64, offsets from the start of the allocation):
-//! - `0x00` [`BlockHeader`] (32 bytes): magic, owner pool, allocation size, class, in-flight state;
-//! - `0x20` `MDL` (0x30 bytes), followed by its PFN array (8 bytes per page);
-//! - data, 16-byte aligned, right after the PFN array (`0x60` for a block below a page: one PFN).
+//! - `0x00` [`BlockHeader`] (16 bytes): magic (with the owning pool's serial), in-flight state, data
+//!   capacity, class, data offset;
+//! - `0x10` `MDL` (0x30 bytes; header + MDL fill one 64-byte line when the block is line-aligned, so an
+//!   allocation's writes to the state, `Next` and `ByteCount` touch one line), then its PFN array (8 bytes
+//!   per page);
+//! - data, 16-byte aligned, right after the PFN array (`0x50` for a block below a page: one PFN).
 //!
 //! A block of a size class is smaller than a page, so (by the platform contract) it never crosses a page
 //! boundary: its data spans exactly one page and its MDL has exactly one PFN. An oversize block has a PFN
@@ -18,11 +21,12 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
 use ndis_sys::{ADDRESS_AND_SIZE_TO_SPAN_PAGES, MDL, PAGE_SIZE};
 
-/// `"MdlPBlk1"`: marks a live pool block (cached or in flight); each pool mixes its own serial into the
-/// high half so that blocks of an earlier pool at the same address are not mistaken for its own.
-pub(crate) const BLOCK_MAGIC: u64 = u64::from_le_bytes(*b"MdlPBlk1");
+/// `"MdlP"`: marks a live pool block (cached or in flight); each pool mixes its own serial into the high
+/// half, so blocks of another pool (or of an earlier pool at the same address) are not taken for its own.
+/// Together with the 32-bit in-flight `state` a foreign MDL must match 64 bits to pass.
+pub(crate) const BLOCK_MAGIC: u32 = u32::from_le_bytes(*b"MdlP");
 /// Written over the magic when a block is returned to the system, so a stale pointer fails the check.
-pub(crate) const DEAD_MAGIC: u64 = u64::from_le_bytes(*b"MdlPdead");
+pub(crate) const DEAD_MAGIC: u32 = u32::from_le_bytes(*b"dead");
 /// Class index of an oversize (uncached) block.
 pub(crate) const OVERSIZE_CLASS: u16 = 0xFFFF;
 /// `state` of a block held by the pool (in a magazine or the depot).
@@ -31,28 +35,24 @@ pub(crate) const STATE_CACHED: u32 = 0x4341_4348; // "HCAC"
 pub(crate) const STATE_IN_FLIGHT: u32 = 0x464C_4954; // "TILF"
 
 /// Bytes of the header; the MDL starts here.
-pub const HEADER_BYTES: usize = 32;
+pub const HEADER_BYTES: usize = 16;
 const MDL_BYTES: usize = core::mem::size_of::<MDL>();
 const PFN_BYTES: usize = 8;
 
 /// The header at the start of every block.
 #[repr(C, align(16))]
 pub(crate) struct BlockHeader {
-    /// [`BLOCK_MAGIC`] while the block exists.
-    pub(crate) magic: u64,
-    /// The owning pool (its address), compared on free.
-    pub(crate) owner: *const c_void,
-    /// Size of the whole allocation, as passed to `alloc_block`.
-    pub(crate) block_bytes: u32,
-    /// Size-class index, or [`OVERSIZE_CLASS`].
-    pub(crate) class: u16,
-    /// Offset of the data from the start of the block.
-    pub(crate) data_offset: u16,
+    /// The pool's block magic while the block exists.
+    pub(crate) magic: u32,
     /// [`STATE_CACHED`] or [`STATE_IN_FLIGHT`]: a relaxed atomic, so that even a racing double free by a
     /// buggy caller is detected (best effort) without undefined behaviour.
     pub(crate) state: AtomicU32,
     /// Data capacity in bytes (the class size, or the requested size of an oversize block).
     pub(crate) capacity: u32,
+    /// Size-class index, or [`OVERSIZE_CLASS`].
+    pub(crate) class: u16,
+    /// Offset of the data from the start of the block (the whole allocation is `data_offset + capacity`).
+    pub(crate) data_offset: u16,
 }
 
 const _: () = assert!(core::mem::size_of::<BlockHeader>() == HEADER_BYTES);
@@ -94,8 +94,7 @@ impl BlockHeader {
 /// IRQL <= DISPATCH_LEVEL.
 pub(crate) fn construct<P: Platform>(
     platform: &P,
-    owner: *const c_void,
-    magic: u64,
+    magic: u32,
     class: u16,
     capacity: usize,
 ) -> *mut BlockHeader {
@@ -123,12 +122,10 @@ pub(crate) fn construct<P: Platform>(
     unsafe {
         header.write(BlockHeader {
             magic,
-            owner,
-            block_bytes: bytes as u32,
-            class,
-            data_offset: offset as u16,
             state: AtomicU32::new(STATE_CACHED),
             capacity: capacity as u32,
+            class,
+            data_offset: offset as u16,
         });
     }
     let mdl = BlockHeader::mdl(header);
@@ -147,7 +144,7 @@ pub(crate) unsafe fn destroy<P: Platform>(platform: &P, block: *mut BlockHeader)
     // SAFETY: the caller owns the live block exclusively.
     let bytes = unsafe {
         (*block).magic = DEAD_MAGIC;
-        (*block).block_bytes as usize
+        (*block).data_offset as usize + (*block).capacity as usize
     };
     // SAFETY: the block was allocated by `construct` with exactly `bytes` bytes on this platform.
     unsafe { platform.free_block(block.cast::<u8>(), bytes) };
@@ -162,9 +159,9 @@ pub enum Rejected {
     NotInFlight,
 }
 
-/// Finds the header of `mdl` if it is a live block owned by `owner`.
+/// Finds the header of `mdl` if it is a live block of the pool whose block magic is `magic`.
 ///
-/// The only memory read outside `mdl`'s own MDL header is the 32-byte block header right before it, and
+/// The only memory read outside `mdl`'s own MDL header is the 16-byte block header right before it, and
 /// only when that header lies in the same page as the MDL (every block of ours satisfies this: a block
 /// below a page does not cross a page, an oversize block is page-aligned with its header first), so a
 /// foreign MDL at the start of a page never makes us touch the previous page.
@@ -173,11 +170,7 @@ pub enum Rejected {
 /// `mdl` points to a readable MDL, and the page holding it is readable from its start (always true for
 /// kernel memory holding an MDL).
 #[inline]
-pub(crate) unsafe fn lookup(
-    mdl: *mut MDL,
-    owner: *const c_void,
-    magic: u64,
-) -> Result<*mut BlockHeader, Rejected> {
+pub(crate) unsafe fn lookup(mdl: *mut MDL, magic: u32) -> Result<*mut BlockHeader, Rejected> {
     let addr = mdl as usize;
     if addr % 16 != 0 || addr & (PAGE_SIZE - 1) < HEADER_BYTES {
         return Err(Rejected::Foreign);
@@ -189,13 +182,10 @@ pub(crate) unsafe fn lookup(
     // SAFETY: the header is 16-aligned and lies in the same page as the MDL, which the caller
     // guarantees is readable; it is only read.
     let found = unsafe { (*header).magic };
-    // The magic carries the pool's serial, so it alone identifies the owner; the owner field is checked
-    // only in debug builds (it is for diagnostics: `!pool`, the debugger).
+    // The magic carries the pool's serial, so it alone identifies the owner.
     if found != magic {
         return Err(Rejected::Foreign);
     }
-    // SAFETY: as above.
-    debug_assert_eq!(unsafe { (*header).owner }, owner);
     Ok(header)
 }
 

@@ -42,7 +42,6 @@ pub use platform::Platform;
 pub use stats::{ClassCounters, ClassSnapshot, PoolSnapshot};
 
 use block::{BlockHeader, OVERSIZE_CLASS};
-use core::ffi::c_void;
 use core::fmt;
 use core::ptr::{null_mut, NonNull};
 use core::sync::atomic::{AtomicBool as CoreAtomicBool, AtomicU64, Ordering as CoreOrdering};
@@ -292,22 +291,27 @@ struct Shared {
 static POOL_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// The pool. Created by [`Pool::create`], which places it in platform memory and returns a [`PoolHandle`].
+///
+/// `#[repr(C)]` with the fields every allocation and free reads first, so the hot path touches one line
+/// of this structure (plus the class table's first line for small requests).
+#[repr(C)]
 pub struct Pool<P: Platform> {
-    platform: P,
-    config: PoolConfig,
-    /// Magic of this pool's blocks (differs per pool instance, so a stale block of an earlier pool at the
-    /// same address is not taken for ours).
-    magic: u64,
+    caches: *mut CpuCache,
+    counters: *mut CpuCounters,
     ncpu: usize,
     nclass: usize,
+    /// Magic of this pool's blocks (differs per pool instance, so a stale block of an earlier pool at the
+    /// same address is not taken for ours).
+    magic: u32,
     magazine_size: u32,
+    max_request: u32,
     fault_armed: bool,
+    platform: P,
     class_lut: [u8; LUT_LEN],
     class_size: [u32; MAX_CLASSES],
     block_bytes: [u32; MAX_CLASSES],
-    caches: *mut CpuCache,
+    config: PoolConfig,
     caches_region: (*mut u8, usize),
-    counters: *mut CpuCounters,
     counters_region: (*mut u8, usize),
     mags_region: (*mut u8, usize),
     self_region: (*mut u8, usize),
@@ -517,13 +521,14 @@ impl<P: Platform> Pool<P> {
             }
         });
         let serial = POOL_SERIAL.fetch_add(1, CoreOrdering::Relaxed);
-        let magic = block::BLOCK_MAGIC ^ (splitmix64(serial) & 0xFFFF_FFFF_0000_0000);
+        let magic = block::BLOCK_MAGIC ^ ((splitmix64(serial) as u32) & 0xFFFF_0000);
         let pool = self_ptr.cast::<Pool<P>>();
         // SAFETY: `self_ptr` is a fresh 64-aligned region of size_of::<Pool<P>>() bytes.
         unsafe {
             pool.write(Pool {
                 platform,
                 config: *config,
+                max_request: config.max_request,
                 magic,
                 ncpu,
                 nclass,
@@ -598,12 +603,6 @@ impl<P: Platform> Pool<P> {
             .sum()
     }
 
-    /// Identity recorded in our blocks.
-    #[inline(always)]
-    fn owner(&self) -> *const c_void {
-        (self as *const Self).cast()
-    }
-
     #[inline(always)]
     fn counters_of(&self, cpu: usize, row: usize) -> &ClassCounters {
         // SAFETY: cpu < ncpu and row <= MAX_CLASSES are checked by every caller; the array lives as long as
@@ -617,7 +616,7 @@ impl<P: Platform> Pool<P> {
         let idx = (size as usize).wrapping_add(15) >> 4;
         match self.class_lut.get(idx) {
             Some(&c) if size != 0 && c != NO_CLASS => Ok(Some(c as usize)),
-            _ if size != 0 && size <= self.config.max_request => Ok(None),
+            _ if size != 0 && size <= self.max_request => Ok(None),
             _ => Err(()),
         }
     }
@@ -745,7 +744,6 @@ impl<P: Platform> Pool<P> {
                     stats::add(&ctr.allocate_misses, 1);
                     let b = block::construct(
                         &self.platform,
-                        self.owner(),
                         self.magic,
                         class as u16,
                         self.class_size[class] as usize,
@@ -781,13 +779,7 @@ impl<P: Platform> Pool<P> {
                 let ctr = self.counters_of(cpu, row);
                 stats::add(&ctr.total_allocates, 1);
                 stats::add(&ctr.oversize, 1);
-                let b = block::construct(
-                    &self.platform,
-                    self.owner(),
-                    self.magic,
-                    OVERSIZE_CLASS,
-                    size as usize,
-                );
+                let b = block::construct(&self.platform, self.magic, OVERSIZE_CLASS, size as usize);
                 if b.is_null() {
                     stats::add(&ctr.failures, 1);
                 } else {
@@ -825,7 +817,7 @@ impl<P: Platform> Pool<P> {
     #[inline]
     pub unsafe fn free(&self, mdl: *mut MDL) -> Result<(), Rejected> {
         // SAFETY: the caller's guarantee is lookup's precondition.
-        let block = match unsafe { block::lookup(mdl, self.owner(), self.magic) } {
+        let block = match unsafe { block::lookup(mdl, self.magic) } {
             Ok(b) => b,
             Err(e) => {
                 self.note_foreign(mdl);
