@@ -29,7 +29,7 @@ const SCENARIOS: [(&str, &str); 4] = [
     ),
     (
         "pool_cross_cpu",
-        "cross CPU: get + touch on CPU 0, free on CPU 1 (send/complete, receive/return)",
+        "cross CPU: get + touch on CPU 0; NDIS-style unlink read + free on CPU 1",
     ),
     (
         "pool_contended",
