@@ -12,11 +12,17 @@ use filter_common::*;
 use ndis_sim::{fault::splitmix64, ConfigValue, NblShape, Traffic};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// A decimal or `0x` hexadecimal value from the environment; a malformed value is an error, not the
+/// default (a typo must not silently rerun the default seed).
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        }
+        .unwrap_or_else(|e| panic!("{name}={v}: {e}")),
+    }
 }
 
 fn module_references() -> i64 {
