@@ -545,7 +545,6 @@ impl Peers {
         let s = self.pool.0.snapshot();
         let f = Facts {
             in_flight_end: s.total.in_flight,
-            ..Default::default()
         };
         assert!(self.pool.0.destroy().in_flight_blocks == 0);
         f
