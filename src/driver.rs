@@ -18,7 +18,7 @@ use crate::{filter, mdl_handlers, pool::PoolConfig, stats};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use ndis_sys::*;
 
-/// The pool configuration DriverEntry installs: the registry defaults of the pool keys.
+/// The pool configuration DriverEntry installs: the registry defaults of the pool keys. Any IRQL.
 pub fn default_pool_config() -> PoolConfig {
     let defaults = filter::Config::default();
     PoolConfig {

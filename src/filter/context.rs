@@ -150,13 +150,13 @@ impl NblContext {
         Some(Self { header })
     }
 
-    /// The header.
+    /// The header. Any IRQL.
     pub fn header(&self) -> &NblContextHeader {
         // SAFETY: `header` points into the live context block of an NBL the caller owns.
         unsafe { &*self.header }
     }
 
-    /// The header, mutably.
+    /// The header, mutably. Any IRQL.
     pub fn header_mut(&mut self) -> &mut NblContextHeader {
         // SAFETY: as `header`; `&mut self` makes the access exclusive.
         unsafe { &mut *self.header }

@@ -276,7 +276,7 @@ impl NblList {
         }
     }
 
-    /// Appends `nbl` (its `Next` is set to NULL).
+    /// Appends `nbl` (its `Next` is set to NULL). Any IRQL.
     ///
     /// # Safety
     /// `nbl` must be a valid NBL owned by the caller and not in another list.
@@ -294,6 +294,7 @@ impl NblList {
         self.count += 1;
     }
 
+    /// Whether the list is empty. Any IRQL.
     pub fn is_empty(&self) -> bool {
         self.head.is_null()
     }

@@ -34,7 +34,7 @@ const KNOWN_VERSIONS: &[(u32, u8)] = &[
 ];
 
 /// The (major, minor) NDIS version to register with on a system reporting `runtime`
-/// (`NdisGetVersion()`): the highest known version not above it, or `None` below NDIS 6.30.
+/// (`NdisGetVersion()`): the highest known version not above it, or `None` below NDIS 6.30. Pure; any IRQL.
 pub fn ndis_version_for(runtime: u32) -> Option<(u8, u8)> {
     KNOWN_VERSIONS
         .iter()

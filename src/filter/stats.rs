@@ -205,7 +205,7 @@ impl FilterStats {
         }
     }
 
-    /// Adds another snapshot (used to keep driver-wide totals across detach).
+    /// Adds another snapshot (used to keep driver-wide totals across detach). Any IRQL.
     pub fn accumulate_into(&self, total: &FilterStats) {
         let s = self.snapshot();
         let pairs: [(&AtomicU64, u64); 22] = [

@@ -9,7 +9,7 @@ use crate::nb::{self, MdlHandlers, RetreatRecord};
 use ndis_sys::NET_BUFFER;
 
 /// The pattern byte `i` of an NB whose pattern seed is `seed`: never constant across an NB, and
-/// different between NBs, so stale bytes from a previous use of a block do not read back as correct.
+/// different between NBs, so stale bytes from a previous use of a block do not read back as correct. Any IRQL.
 #[inline]
 pub fn pattern_byte(seed: u32, i: usize) -> u8 {
     let mut x = seed ^ (i as u32).wrapping_mul(0x9E37_79B1);

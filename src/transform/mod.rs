@@ -27,7 +27,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Parses the registry spelling (ASCII, case-insensitive).
+    /// Parses the registry spelling (ASCII, case-insensitive). Any IRQL.
     pub fn parse(s: &[u8]) -> Option<Mode> {
         const NAMES: [(&[u8], Mode); 3] = [
             (b"exercise", Mode::Exercise),
@@ -40,7 +40,7 @@ impl Mode {
             .map(|&(_, m)| m)
     }
 
-    /// From the numeric encoding (an integer-typed `Mode` value: 0, 1, 2).
+    /// From the numeric encoding (an integer-typed `Mode` value: 0, 1, 2). Any IRQL.
     pub fn from_u32(v: u32) -> Option<Mode> {
         match v {
             0 => Some(Mode::Exercise),

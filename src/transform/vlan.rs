@@ -59,7 +59,7 @@ impl VlanTag {
     }
 
     /// The tag an NBL's `Ieee8021QNetBufferListInfo` asks for, or `None` when it is empty (VlanId 0 and
-    /// priority 0: nothing to insert).
+    /// priority 0: nothing to insert). Any IRQL.
     pub fn from_info(info: NDIS_NET_BUFFER_LIST_8021Q_INFO) -> Option<Self> {
         let tag = Self {
             priority: info.UserPriority(),
@@ -69,12 +69,12 @@ impl VlanTag {
         (tag.vlan_id != 0 || tag.priority != 0).then_some(tag)
     }
 
-    /// The OOB encoding of this tag.
+    /// The OOB encoding of this tag. Any IRQL.
     pub fn to_info(self) -> NDIS_NET_BUFFER_LIST_8021Q_INFO {
         NDIS_NET_BUFFER_LIST_8021Q_INFO::new(self.priority, self.cfi, self.vlan_id)
     }
 
-    /// The configured tag (registry VlanId / VlanPriority), or `None` when both are 0.
+    /// The configured tag (registry VlanId / VlanPriority), or `None` when both are 0. Any IRQL.
     pub fn configured(vlan_id: u16, priority: u8) -> Option<Self> {
         (vlan_id != 0 || priority != 0).then_some(Self {
             priority,
@@ -101,7 +101,7 @@ pub unsafe fn is_tagged(nb: *const NET_BUFFER) -> Result<bool, nb::NbError> {
 }
 
 /// Writes the tag into an NB whose data start has just been retreated by [`TAG_BYTES`]: the addresses
-/// move 4 bytes toward the new data start and the tag follows them. Cursor-only (no NDIS call).
+/// move 4 bytes toward the new data start and the tag follows them. Cursor-only (no NDIS call). IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
 /// `nb` must be valid, owned, mapped, and retreated by exactly 4 bytes over a frame of >= 14 bytes.
