@@ -133,7 +133,7 @@ fn stress(config: PoolConfig) {
             let inbox = rxs[cpu].take().unwrap();
             std::thread::spawn(move || {
                 HostPlatform::bind_cpu(cpu);
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (cpu as u64 + 1) * 0x1234_5678_9ABC);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((cpu as u64 + 1) * 0x1234_5678_9ABC));
                 let mut held: Vec<Held> = Vec::with_capacity(256);
                 let mut seq = 0u64;
                 let mut ok = 0u64;
