@@ -75,6 +75,12 @@ pub(crate) const fn data_offset(pfns: usize) -> usize {
     (HEADER_BYTES + MDL_BYTES + PFN_BYTES * pfns).next_multiple_of(16)
 }
 
+/// Smallest `MappedSystemVa - mdl` of our blocks (a class block: one PFN).
+const MIN_DATA_DISTANCE: usize = data_offset(1) - HEADER_BYTES;
+/// Largest `MappedSystemVa - mdl` of our blocks (an oversize block of the largest accepted request).
+const MAX_DATA_DISTANCE: usize =
+    data_offset(pfn_slots(super::MAX_REQUEST_LIMIT as usize, false)) - HEADER_BYTES;
+
 /// Whole allocation size of a small (class) block with `capacity` data bytes.
 #[inline]
 pub const fn class_block_bytes(capacity: usize) -> usize {
@@ -161,10 +167,13 @@ pub enum Rejected {
 
 /// Finds the header of `mdl` if it is a live block of the pool whose block magic is `magic`.
 ///
-/// The only memory read outside `mdl`'s own MDL header is the 16-byte block header right before it, and
-/// only when that header lies in the same page as the MDL (every block of ours satisfies this: a block
-/// below a page does not cross a page, an oversize block is page-aligned with its header first), so a
-/// foreign MDL at the start of a page never makes us touch the previous page.
+/// First the MDL itself is checked: ours map their data at a fixed distance after the MDL
+/// (`MappedSystemVa - mdl` is 16-aligned, at least the small-block distance and at most the largest
+/// oversize one), which most foreign MDLs (data in a separate buffer) fail without anything outside the
+/// MDL being read. Only then is the 16-byte block header right before the MDL read, and only when it lies
+/// in the same page as the MDL (every block of ours satisfies this: a block below a page does not cross a
+/// page, an oversize block is page-aligned with its header first), so a foreign MDL at the start of a
+/// page never makes us touch the previous page.
 ///
 /// # Safety
 /// `mdl` points to a readable MDL, and the page holding it is readable from its start (always true for
@@ -173,6 +182,12 @@ pub enum Rejected {
 pub(crate) unsafe fn lookup(mdl: *mut MDL, magic: u32) -> Result<*mut BlockHeader, Rejected> {
     let addr = mdl as usize;
     if addr % 16 != 0 || addr & (PAGE_SIZE - 1) < HEADER_BYTES {
+        return Err(Rejected::Foreign);
+    }
+    // SAFETY: `mdl` is a readable MDL (caller).
+    let distance = unsafe { (*mdl).MappedSystemVa } as usize;
+    let distance = distance.wrapping_sub(addr);
+    if !(MIN_DATA_DISTANCE..=MAX_DATA_DISTANCE).contains(&distance) || distance % 16 != 0 {
         return Err(Rejected::Foreign);
     }
     let header = mdl
