@@ -115,7 +115,10 @@ fn handlers_drive_ndis_retreat_and_advance() {
         at_irql(DISPATCH_LEVEL, || {
             NdisAdvanceNetBufferDataStart(nb, 40, TRUE, Some(NetFreeMdl))
         });
-        assert_eq!(((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()), before);
+        assert_eq!(
+            ((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()),
+            before
+        );
     }
     bind_thread_to_cpu(0);
     let s = snapshot().unwrap();
