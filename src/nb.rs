@@ -446,6 +446,8 @@ pub(crate) mod test_chains {
     pub struct Chain {
         nb: *mut NET_BUFFER,
         pub mdls: Vec<*mut MDL>,
+        /// Owns the bytes the MDLs describe (only read through the MDLs).
+        #[allow(dead_code)]
         pub bufs: Vec<Vec<u8>>,
     }
 
@@ -560,7 +562,7 @@ mod tests {
     #[test]
     fn read_spans_mdls_and_zero_length_ones() {
         // 5 | 0 | 3 | 8 bytes; data starts at 4 (inside the first MDL).
-        let mut c = Chain::new(&[5, 0, 3, 8], 4, 12);
+        let c = Chain::new(&[5, 0, 3, 8], 4, 12);
         let flat = c.flat();
         let mut buf = vec![0u8; 12];
         // SAFETY: (test) the chain is valid.
@@ -572,17 +574,15 @@ mod tests {
         assert_eq!(part, flat[7..12]);
         let mut too_long = vec![0u8; 13];
         // SAFETY: (test) as above.
-        assert_eq!(
-            unsafe { read_at(c.nb(), 0, &mut too_long) },
-            Err(NbError::TooShort)
-        );
+        let r = unsafe { read_at(c.nb(), 0, &mut too_long) };
+        assert_eq!(r, Err(NbError::TooShort));
     }
 
     #[test]
     fn write_spans_every_split_position() {
         for split in 0..=10u32 {
             let total = 20u32;
-            let mut c = Chain::new(&[split, 4, total - split - 4], 0, total);
+            let c = Chain::new(&[split, 4, total - split - 4], 0, total);
             let data: Vec<u8> = (0..total as u8).map(|i| i.wrapping_mul(7)).collect();
             // SAFETY: (test) the chain is valid.
             unsafe { write_at(c.nb(), 0, &data) }.unwrap();
@@ -596,7 +596,7 @@ mod tests {
 
     #[test]
     fn fill_and_check_round_trip() {
-        let mut c = Chain::new(&[3, 3, 3, 3], 2, 10);
+        let c = Chain::new(&[3, 3, 3, 3], 2, 10);
         // SAFETY: (test) the chain is valid.
         unsafe { fill_at(c.nb(), 1, 8, |i| 0x5A ^ i as u8) }.unwrap();
         // SAFETY: (test) as above.
@@ -614,10 +614,8 @@ mod tests {
         c.mdl_mut(1).MdlFlags = 0;
         let mut buf = [0u8; 8];
         // SAFETY: (test) the chain is valid.
-        assert_eq!(
-            unsafe { read_at(c.nb(), 0, &mut buf) },
-            Err(NbError::Unmapped)
-        );
+        let r = unsafe { read_at(c.nb(), 0, &mut buf) };
+        assert_eq!(r, Err(NbError::Unmapped));
     }
 
     #[test]
@@ -645,26 +643,22 @@ mod tests {
 
     #[test]
     fn free_advance_is_safe_only_when_the_head_holds_the_data_start() {
-        let mut c = Chain::new(&[8, 8], 3, 10);
+        let c = Chain::new(&[8, 8], 3, 10);
         // SAFETY: (test) valid NB.
         let rec = unsafe { RetreatRecord::capture(c.nb()) };
         // SAFETY: (test) as above.
         assert!(unsafe { free_advance_is_safe(c.nb(), &rec) });
-        let mut d = Chain::new(&[8, 8], 8, 8);
+        let d = Chain::new(&[8, 8], 8, 8);
         // SAFETY: (test) valid NB.
         let rec = unsafe { RetreatRecord::capture(d.nb()) };
         // SAFETY: (test) as above.
-        assert!(
-            !unsafe { free_advance_is_safe(d.nb(), &rec) },
-            "fully unused foreign head"
-        );
-        let mut e = Chain::new(&[0, 8], 0, 8);
+        let safe = unsafe { free_advance_is_safe(d.nb(), &rec) };
+        assert!(!safe, "fully unused foreign head");
+        let e = Chain::new(&[0, 8], 0, 8);
         // SAFETY: (test) valid NB.
         let rec = unsafe { RetreatRecord::capture(e.nb()) };
         // SAFETY: (test) as above.
-        assert!(
-            !unsafe { free_advance_is_safe(e.nb(), &rec) },
-            "zero-length foreign head"
-        );
+        let safe = unsafe { free_advance_is_safe(e.nb(), &rec) };
+        assert!(!safe, "zero-length foreign head");
     }
 }

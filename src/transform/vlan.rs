@@ -195,7 +195,7 @@ mod tests {
     /// Builds a chain with 4 unused bytes ahead of `f`, split at `split` bytes into the chain.
     fn chain_with(f: &[u8], split: u32) -> Chain {
         let total = 4 + f.len() as u32;
-        let mut c = Chain::new(&[split, total - split], 4, f.len() as u32);
+        let c = Chain::new(&[split, total - split], 4, f.len() as u32);
         // SAFETY: (test) valid chain.
         unsafe { nb::write_at(c.nb(), 0, f) }.unwrap();
         c
@@ -245,12 +245,12 @@ mod tests {
         let mut f = frame(20);
         f[12] = 0x88;
         f[13] = 0xA8;
-        let mut c = chain_with(&f, 10);
+        let c = chain_with(&f, 10);
         // SAFETY: (test) valid chain.
         assert!(unsafe { is_tagged(c.nb()) }.unwrap());
         f[12] = 0x08;
         f[13] = 0x00;
-        let mut c = chain_with(&f, 13);
+        let c = chain_with(&f, 13);
         // SAFETY: (test) valid chain.
         assert!(!unsafe { is_tagged(c.nb()) }.unwrap());
     }
