@@ -283,12 +283,20 @@ crate::sim_exports! {
             let a = &s.adapters[id];
             if a.state != ModuleState::Pausing || !a.pause_pending || a.pause_done {
                 drop(s);
+                stack().adapters[id].pause_record.completes += 1;
                 verifier::report(rules::STATE_FORBIDS_COMPLETE, handle as usize, "NdisFPauseComplete without a pended pause (or twice)");
                 return;
             }
         }
         check_pause_outstanding(id);
-        stack().adapters[id].pause_done = true;
+        let cpu = kernel::current_cpu();
+        let mut s = stack();
+        let a = &mut s.adapters[id];
+        a.pause_done = true;
+        let r = &mut a.pause_record;
+        r.completes += 1;
+        r.released_at_complete.get_or_insert(r.released);
+        r.complete_cpu = Some(cpu);
     }
 
     /// `NdisGetVersion`: the simulated NDIS version ((major << 16) | minor).
@@ -582,7 +590,9 @@ fn stack_miniport_take_back(id: usize, n: *mut NET_BUFFER_LIST) {
 }
 
 fn check_pause_outstanding(id: usize) {
-    for (addr, what) in stack::outstanding(id) {
+    let left = stack::pause_outstanding(id);
+    stack().adapters[id].pause_record.outstanding_at_complete = Some(left.len());
+    for (addr, what) in left {
         verifier::report(
             rules::PAUSE_WITH_OUTSTANDING,
             addr,
@@ -837,17 +847,40 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
         ModuleState::Running,
         "pause needs a running module"
     );
-    // NDIS pauses overlying drivers first: the protocol drains before the filter is paused.
-    stack::wait_until(
-        id,
-        rules::TIMEOUT_SEND,
-        "protocol sends (before pausing the filter)",
-        || {
-            let s = stack();
-            let a = &s.adapters[id];
-            a.sent.is_empty() && a.proto_held.is_empty()
-        },
-    );
+    let hold = stack().adapters[id].cfg.pause_hold.clone();
+    stack().adapters[id].pause_record = stack::PauseRecord::default();
+    match &hold {
+        // NDIS pauses overlying drivers first: the protocol drains before the filter is paused.
+        None => {
+            stack::wait_until(
+                id,
+                rules::TIMEOUT_SEND,
+                "protocol sends (before pausing the filter)",
+                || {
+                    let s = stack();
+                    let a = &s.adapters[id];
+                    a.sent.is_empty() && a.proto_held.is_empty()
+                },
+            );
+        }
+        // Only the kinds not held are drained; the rest stay out across FilterPause.
+        Some(h) => {
+            if !h.sends {
+                kernel::at_irql(DISPATCH_LEVEL, || {
+                    while stack::pump_sends_at_current_irql(id, usize::MAX, None) != 0 {}
+                });
+            }
+            if !h.receives {
+                kernel::at_irql(DISPATCH_LEVEL, || {
+                    while stack::return_some(id, usize::MAX) != 0 {}
+                });
+            }
+            let mut s = stack();
+            let a = &mut s.adapters[id];
+            a.pause_record.held_sends = a.mp_pending.len();
+            a.pause_record.held_receives = a.proto_held.len();
+        }
+    }
     let (f, abi, ctx) = {
         let s = stack();
         let Some(d) = s.driver.as_ref() else {
@@ -879,6 +912,10 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     let st = passive("FilterPause", || unsafe {
         f.invoke(abi, (ctx, &mut p as *mut _))
     });
+    stack().adapters[id].pause_record.status = Some(st);
+    if let Some(h) = &hold {
+        release_held_across_pause(id, h, st == NDIS_STATUS_PENDING);
+    }
     let result = match st {
         NDIS_STATUS_SUCCESS => {
             if !stack().adapters[id].pause_done {
@@ -917,6 +954,41 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     drop(s);
     verifier::log(format!("[ndis] adapter {id}: paused"));
     result
+}
+
+/// Steps 2 and 3 of [`stack::PauseHold`]: sends while Pausing (when the pause pended), then the
+/// held sends and receives given back one at a time on the simulated clock and the chosen CPU.
+fn release_held_across_pause(id: usize, h: &stack::PauseHold, pended: bool) {
+    if let (true, Some(shape)) = (pended, &h.sends_while_pausing) {
+        let n = stack::protocol_send(id, shape, 0);
+        stack().adapters[id].pause_record.sent_while_pausing += n;
+    }
+    let home = kernel::current_cpu();
+    let cpu = h.release_cpu.unwrap_or(home);
+    loop {
+        let next = {
+            let mut s = stack();
+            let a = &mut s.adapters[id];
+            if !a.mp_pending.is_empty() {
+                Some((true, a.mp_pending.remove(0)))
+            } else {
+                a.proto_held.pop_front().map(|n| (false, n))
+            }
+        };
+        let Some((send, n)) = next else { break };
+        crate::misc::advance_clock_ms(10 * h.release_every_ticks as u64);
+        // Counted first: a completion inside the give-back sees this NBL as given back.
+        stack().adapters[id].pause_record.released += 1;
+        kernel::bind_thread_to_cpu(cpu);
+        kernel::at_irql(DISPATCH_LEVEL, || {
+            if send {
+                stack::complete_sends(id, vec![n]);
+            } else {
+                stack::protocol_return(id, vec![n]);
+            }
+        });
+        kernel::bind_thread_to_cpu(home);
+    }
 }
 
 /// FilterDetach. Paused → Detached, then the per-module leak checks.

@@ -36,6 +36,16 @@
 //! state machine, outstanding NBLs at pause, simulated timeouts, and leaks of NBLs, MDLs, pool, timers
 //! and configuration handles at detach and unload.
 //!
+//! ## Pausing with work outstanding
+//! By default a pause drains the protocol above first (as NDIS pauses overlying drivers first), so
+//! nothing is in flight when FilterPause runs. [`AdapterConfig::pause_hold`] = `Some(`[`PauseHold`]`)`
+//! issues FilterPause while the miniport still holds sends and/or the protocol still holds
+//! receives; optionally the protocol sends while the module is Pausing; the held NBLs are then
+//! given back one at a time on the simulated clock, on a chosen virtual CPU. A pause that completes
+//! while an NBL still carrying the filter's changes is below or above it is PAUSE_WITH_OUTSTANDING;
+//! a second NdisFPauseComplete is STATE_FORBIDS_COMPLETE; none at all is TIMEOUT_PAUSE.
+//! [`Adapter::pause_record`] tells what happened ([`PauseRecord`]).
+//!
 //! ## Virtual CPUs and determinism
 //! [`SimConfig::cpus`] virtual CPUs; each host thread is bound to one ([`kernel::bind_thread_to_cpu`]),
 //! raising to DISPATCH_LEVEL takes that CPU exclusively. With [`SimConfig::deterministic`] the
@@ -61,7 +71,9 @@ pub mod verifier;
 pub use abi::{exports, find_export, Abi, Export};
 pub use fault::{AllocRequest, AllocSite, FaultRule};
 pub use filter::LifecycleError;
-pub use stack::{AdapterConfig, ConfigValue, Counters, Frame, ModuleState, NblShape};
+pub use stack::{
+    AdapterConfig, ConfigValue, Counters, Frame, ModuleState, NblShape, PauseHold, PauseRecord,
+};
 pub use verifier::{rules, Finding};
 
 use ndis_sys::*;
@@ -602,9 +614,17 @@ impl Adapter {
     }
 
     /// Pauses the protocol (drains its sends/receives), then FilterPause (Running → Paused), waiting
-    /// (with the simulated timeout) for NdisFPauseComplete when it pends.
+    /// (with the simulated timeout) for NdisFPauseComplete when it pends. With
+    /// [`AdapterConfig::pause_hold`] set, FilterPause runs while sends/receives are still out (see
+    /// [`PauseHold`]).
     pub fn pause(&self) -> Result<(), LifecycleError> {
         self.lifecycle(|| filter::pause_flow(self.id))
+    }
+
+    /// What the last (or current) pause looked like: FilterPause's status, the NBLs held across it,
+    /// NdisFPauseComplete calls and what was outstanding then.
+    pub fn pause_record(&self) -> PauseRecord {
+        stack::stack().adapters[self.id].pause_record.clone()
     }
 
     /// FilterDetach (Paused → Detached) and the per-module leak checks.

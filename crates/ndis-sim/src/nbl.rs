@@ -483,6 +483,30 @@ pub(crate) unsafe fn snapshot(nbl: *const NET_BUFFER_LIST) -> NblSnap {
     }
 }
 
+/// Whether an NBL differs from its hand-out snapshot in what a filter changes (NBL context, NB
+/// list, each NB's MDL chain / offsets / length, OOB info); frame bytes are not compared. Reports
+/// nothing.
+///
+/// # Safety
+/// `nbl` must be a valid NBL with valid NBs.
+pub(crate) unsafe fn carries_changes(nbl: *const NET_BUFFER_LIST, snap: &NblSnap) -> bool {
+    // SAFETY: caller's guarantee.
+    let now = unsafe { snapshot(nbl) };
+    now.context != snap.context
+        || now.context_offset != snap.context_offset
+        || now.context_size != snap.context_size
+        || now.info != snap.info
+        || now.nbs.len() != snap.nbs.len()
+        || now.nbs.iter().zip(&snap.nbs).any(|(a, b)| {
+            a.nb != b.nb
+                || a.mdl_chain != b.mdl_chain
+                || a.data_offset != b.data_offset
+                || a.data_length != b.data_length
+                || a.current_mdl != b.current_mdl
+                || a.current_mdl_offset != b.current_mdl_offset
+        })
+}
+
 /// Compares an NBL coming back with its snapshot; reports NB_NOT_RESTORED / NBL_NOT_RESTORED /
 /// DATA_CORRUPTED. Returns true when identical.
 ///

@@ -133,6 +133,68 @@ pub struct AdapterConfig {
     /// NDIS_RECEIVE_FLAGS / NDIS_SEND_FLAGS bits to add to every indication / send (beyond
     /// DISPATCH_LEVEL, which follows the IRQL).
     pub extra_receive_flags: u32,
+    /// `None` (default): a pause first drains the protocol (its sends completed, its held receives
+    /// returned), so nothing is in flight when FilterPause runs. `Some`: FilterPause is issued while
+    /// the miniport still holds sends and/or the protocol still holds receives, which are given back
+    /// later (see [`PauseHold`]).
+    pub pause_hold: Option<PauseHold>,
+}
+
+/// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
+///
+/// Real NDIS pauses the drivers above a filter first, but gives no guarantee about what sits below
+/// it (a miniport may still hold sends) nor about receives a protocol holds (indicated without
+/// NDIS_RECEIVE_FLAGS_RESOURCES). With this option the pause flow is:
+/// 1. the kinds not held are drained as usual; then FilterPause is called with the miniport's queued
+///    sends (`sends`) and the protocol's held receives (`receives`) still out;
+/// 2. if FilterPause returned NDIS_STATUS_PENDING and `sends_while_pausing` is set, the protocol
+///    sends that chain while the module is Pausing (the filter must complete it with
+///    NDIS_STATUS_PAUSED: a Pausing filter may not forward new sends);
+/// 3. the held NBLs are given back one at a time, queued sends first, each after
+///    `release_every_ticks` ticks of 10 ms on the simulated clock (timers fire), at DISPATCH_LEVEL
+///    on virtual CPU `release_cpu` (the pausing thread's CPU when `None`);
+/// 4. the flow then waits (the adapter's `timeout_ticks`) for NdisFPauseComplete (TIMEOUT_PAUSE).
+///
+/// Judged as always: NdisFPauseComplete twice or with no pended pause is STATE_FORBIDS_COMPLETE;
+/// completing (or returning SUCCESS) while an NBL that still carries the filter's changes is below
+/// or above it is PAUSE_WITH_OUTSTANDING (see [`pause_outstanding`]). What happened is recorded
+/// in a [`PauseRecord`] (`Adapter::pause_record`).
+#[derive(Clone, Debug, Default)]
+pub struct PauseHold {
+    /// The miniport keeps its queued sends across FilterPause.
+    pub sends: bool,
+    /// The protocol keeps the receives it holds across FilterPause.
+    pub receives: bool,
+    /// A chain the protocol sends while the module is Pausing (only when FilterPause pended).
+    pub sends_while_pausing: Option<NblShape>,
+    /// Simulated ticks (10 ms each) before each held NBL is given back.
+    pub release_every_ticks: u32,
+    /// Virtual CPU the held NBLs are given back on; `None` = the pausing thread's CPU.
+    pub release_cpu: Option<usize>,
+}
+
+/// What the last pause of an adapter looked like (recorded by the pause flow and
+/// NdisFPauseComplete).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PauseRecord {
+    /// What FilterPause returned.
+    pub status: Option<NDIS_STATUS>,
+    /// Sends the miniport held when FilterPause was called.
+    pub held_sends: usize,
+    /// Receives the protocol held when FilterPause was called.
+    pub held_receives: usize,
+    /// Held NBLs given back so far.
+    pub released: usize,
+    /// NdisFPauseComplete calls during this pause.
+    pub completes: u32,
+    /// `released` when (the first) NdisFPauseComplete came (the NBL being given back counts).
+    pub released_at_complete: Option<usize>,
+    /// NBLs [`pause_outstanding`] listed when the pause completed (NdisFPauseComplete or SUCCESS).
+    pub outstanding_at_complete: Option<usize>,
+    /// Virtual CPU NdisFPauseComplete was called on.
+    pub complete_cpu: Option<usize>,
+    /// Protocol NBLs sent while Pausing (`PauseHold::sends_while_pausing`).
+    pub sent_while_pausing: usize,
 }
 
 impl Default for AdapterConfig {
@@ -146,6 +208,7 @@ impl Default for AdapterConfig {
             capture_limit: 4096,
             timeout_ticks: 1000,
             extra_receive_flags: 0,
+            pause_hold: None,
         }
     }
 }
@@ -165,6 +228,7 @@ pub(crate) struct AdapterRec {
     pub set_attrs: bool,
     pub pause_pending: bool,
     pub pause_done: bool,
+    pub pause_record: PauseRecord,
     pub restart_pending: bool,
     pub restart_status: Option<NDIS_STATUS>,
     pub config: BTreeMap<String, ConfigValue>,
@@ -961,6 +1025,53 @@ pub(crate) fn outstanding(id: usize) -> Vec<(usize, String)> {
     v
 }
 
+/// What a pause must not leave behind on adapter `id`: the filter's own NBLs not back in its hands;
+/// sends from above or receives from below held by the filter (non-RESOURCES); and NBLs the filter
+/// handed on (a protocol send the miniport holds, a miniport receive the protocol holds) that still
+/// carry the filter's changes (NBL context, NB list, MDL chain, offsets or OOB info differ from what
+/// their owner handed out): the filter could only undo those in a callback after it said Paused.
+/// Unchanged pass-through NBLs below/above are NDIS's concern, not the filter's.
+pub fn pause_outstanding(id: usize) -> Vec<(usize, String)> {
+    let mut v = Vec::new();
+    for (addr, r) in nbl::all_nbls() {
+        let mine = match r.creator {
+            Creator::Driver => r.adapter == id && r.holder != Holder::Filter,
+            Creator::Protocol(a) if a == id => match r.holder {
+                Holder::Filter => true,
+                Holder::Miniport => changed_since_handout(id, addr, true),
+                _ => false,
+            },
+            Creator::Miniport(a) if a == id => match r.holder {
+                Holder::Filter => !r.resources,
+                Holder::Protocol => !r.resources && changed_since_handout(id, addr, false),
+                _ => false,
+            },
+            _ => false,
+        };
+        if mine {
+            v.push((
+                addr,
+                format!("{:?} NBL held by {:?} ({:?})", r.creator, r.holder, r.dir),
+            ));
+        }
+    }
+    v
+}
+
+fn changed_since_handout(id: usize, addr: usize, send: bool) -> bool {
+    let snap = {
+        let s = stack();
+        let a = &s.adapters[id];
+        if send {
+            a.sent.get(&addr).cloned()
+        } else {
+            a.mp_out.get(&addr).cloned()
+        }
+    };
+    // SAFETY: a registered simulator NBL, outstanding (its owner has not freed it).
+    snap.is_some_and(|snap| unsafe { nbl::carries_changes(addr as *const NET_BUFFER_LIST, &snap) })
+}
+
 /// A new adapter (module Detached).
 pub(crate) fn add_adapter(cfg: AdapterConfig) -> usize {
     let proto_pool = nbl::sim_nbl_pool(0);
@@ -974,6 +1085,7 @@ pub(crate) fn add_adapter(cfg: AdapterConfig) -> usize {
         set_attrs: false,
         pause_pending: false,
         pause_done: false,
+        pause_record: PauseRecord::default(),
         restart_pending: false,
         restart_status: None,
         config: BTreeMap::new(),

@@ -444,3 +444,110 @@ fn handle_object_lock_and_timer_misuse() {
     sim.unload(drv);
     sim.finish();
 }
+
+/// A filter that pends its pause while sends are held below it but calls NdisFPauseComplete on the
+/// first completion, with the other sends (still carrying its NBL context) below: the pause-hold
+/// option of the simulator catches it, and the record shows it completed after one release of three.
+#[test]
+fn pause_completed_before_the_last_held_send_is_back() {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(Bad::PauseCompletesEarly);
+    sim.expect_finding(rules::PAUSE_WITH_OUTSTANDING);
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig {
+        pause_hold: Some(PauseHold {
+            sends: true,
+            release_every_ticks: 2,
+            release_cpu: Some(1),
+            ..PauseHold::default()
+        }),
+        ..AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    nic.send(&NblShape {
+        nbls: 3,
+        ..NblShape::default()
+    });
+    assert_eq!(nic.pending_sends(), 3);
+    nic.pause().unwrap();
+    let r = nic.pause_record();
+    assert_eq!(r.status, Some(NDIS_STATUS_PENDING));
+    assert_eq!((r.held_sends, r.released, r.completes), (3, 3, 1));
+    assert_eq!(
+        r.released_at_complete,
+        Some(1),
+        "completed after the first release"
+    );
+    assert_eq!(
+        r.outstanding_at_complete,
+        Some(2),
+        "two marked sends still below"
+    );
+    assert_eq!(r.complete_cpu, Some(1));
+    assert_eq!(
+        sim.finding_count(rules::PAUSE_WITH_OUTSTANDING),
+        2,
+        "one finding per NBL left below"
+    );
+    nic.detach();
+    sim.unload(drv);
+    lwf::set_bad(Bad::None);
+    let report = sim.finish();
+    let fired: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+    assert!(
+        fired.iter().all(|r| *r == rules::PAUSE_WITH_OUTSTANDING),
+        "{fired:?}"
+    );
+}
+
+/// The same well-behaved pass-through filter, paused while the miniport holds its sends and the
+/// protocol holds its receives: it pends, completes exactly once after the last send is back, and
+/// the simulator finds nothing (unchanged pass-through receives above are not the filter's).
+#[test]
+fn pause_hold_with_a_correct_filter_is_clean() {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(Bad::None);
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig {
+        pause_hold: Some(PauseHold {
+            sends: true,
+            receives: true,
+            sends_while_pausing: Some(NblShape::default()),
+            release_every_ticks: 1,
+            release_cpu: Some(1),
+        }),
+        ..AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    nic.send(&NblShape {
+        nbls: 2,
+        ..NblShape::default()
+    });
+    nic.indicate(&NblShape::default(), 0);
+    nic.pause().unwrap();
+    let r = nic.pause_record();
+    assert_eq!(r.status, Some(NDIS_STATUS_PENDING));
+    assert_eq!((r.held_sends, r.held_receives, r.released), (2, 1, 3));
+    assert_eq!(r.completes, 1);
+    assert_eq!(
+        r.released_at_complete,
+        Some(2),
+        "after the second (last) send"
+    );
+    assert_eq!(r.outstanding_at_complete, Some(0));
+    assert_eq!(r.sent_while_pausing, 1);
+    assert_eq!(nic.counters().proto_completed_paused, 1);
+    nic.detach();
+    sim.unload(drv);
+    sim.finish();
+}

@@ -66,6 +66,9 @@ pub enum Bad {
     HoldReceives,
     /// Indicates a status and issues an OID from inside FilterAttach.
     StatusDuringAttach,
+    /// Marks each send it forwards (an NBL context, freed on completion), pends the pause while
+    /// sends are out, but calls NdisFPauseComplete on the *first* completion instead of the last.
+    PauseCompletesEarly,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -423,6 +426,10 @@ unsafe extern "system" fn send(
                 Bad::OffByOneMdlOffset => {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset += 1;
                 }
+                Bad::PauseCompletesEarly => {
+                    let st = NdisAllocateNetBufferListContext(n, 16, 0, TAG);
+                    assert_eq!(st, NDIS_STATUS_SUCCESS);
+                }
                 Bad::HighIrqlAlloc => {
                     let old = KeRaiseIrql(HIGH_LEVEL);
                     let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, TAG);
@@ -496,6 +503,9 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
                 if bad() == Bad::OffByOneMdlOffset {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset -= 1;
                 }
+                if bad() == Bad::PauseCompletesEarly {
+                    NdisFreeNetBufferListContext(n, 16);
+                }
                 up.push(n);
             }
             n = next;
@@ -513,7 +523,9 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
             unsafe { NdisFSendNetBufferListsComplete(m.handle, first, flags) };
         }
     }
-    if m.outstanding_sends.fetch_sub(count, SeqCst) == count && m.state.load(SeqCst) == PAUSING {
+    let last = m.outstanding_sends.fetch_sub(count, SeqCst) == count;
+    // Deliberately wrong under PauseCompletesEarly: any completion while Pausing completes the pause.
+    if (last || bad() == Bad::PauseCompletesEarly) && m.state.load(SeqCst) == PAUSING {
         m.state.store(PAUSED, SeqCst);
         // SAFETY: our pended pause.
         unsafe { NdisFPauseComplete(m.handle) };
