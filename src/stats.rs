@@ -32,9 +32,9 @@
 //! | 0x020 | `cpu_stride` | bytes from CPU c's row s to CPU c+1's row s (`size_of::<CpuCounters>()`) |
 //! | 0x024 | `slot_stride` | bytes from row s to row s+1 of one CPU (`size_of::<ClassCounters>()`) |
 //! | 0x028 | `counters` | the pool's `CpuCounters` array (`cpu_count` entries), NULL unless initialised/running |
-//! | 0x030 | `magazine_size` | M, blocks per magazine |
-//! | 0x034 | `depot_limit` | magazines the depot keeps per class |
-//! | 0x038 | `trim_interval_ms` | working-set trim period |
+//! | 0x030 | `magazine_size` | M in force, blocks per magazine |
+//! | 0x034 | `depot_limit` | full magazines the depot keeps per class, in force |
+//! | 0x038 | `trim_interval_ms` | working-set trim period in force |
 //! | 0x03c | `reserved0` | zero |
 //! | 0x040 | `class_size` | data bytes of each class (`class_count` used) |
 //! | 0x060 | `block_bytes` | whole block bytes of each class (header + MDL + PFN + data) |
@@ -196,12 +196,6 @@ pub fn publish<P: Platform>(pool: &Pool<P>) {
     r.cpu_count.store(pool.cpus() as u32, Ordering::Relaxed);
     r.class_count.store(n as u32, Ordering::Relaxed);
     r.slots_per_cpu.store(n as u32 + 1, Ordering::Relaxed);
-    r.magazine_size
-        .store(pool.config().magazine_size, Ordering::Relaxed);
-    r.depot_limit
-        .store(pool.config().depot_limit, Ordering::Relaxed);
-    r.trim_interval_ms
-        .store(pool.config().trim_interval_ms, Ordering::Relaxed);
     for c in &r.final_counters {
         store_counters(c, &zero_counters());
     }
@@ -244,6 +238,11 @@ pub fn refresh<P: Platform>(pool: &Pool<P>) {
 
 fn refresh_from(s: &PoolSnapshot) {
     let r = &MdlPoolStats;
+    // The limits in force (they change when a module's configuration is applied).
+    r.magazine_size.store(s.magazine_size, Ordering::Relaxed);
+    r.depot_limit.store(s.depot_limit, Ordering::Relaxed);
+    r.trim_interval_ms
+        .store(s.trim_interval_ms, Ordering::Relaxed);
     for (slot, hw) in r.high_water.iter().enumerate() {
         let v = if slot <= s.class_count {
             s.classes[slot].high_water

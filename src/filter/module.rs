@@ -276,6 +276,8 @@ fn apply_config(module: &FilterModule, handle: NDIS_HANDLE) {
     module
         .pool_trim_interval_ms
         .store(cfg.pool_trim_interval_ms, Ordering::Relaxed);
+    // The pool is driver-wide: this module's pool keys apply now (the last attach/restart wins).
+    let _ = crate::driver::apply_pool_config(handle, &cfg);
     if report.bad_values != 0 {
         module
             .stats

@@ -18,6 +18,13 @@
 //! Every block is at all times in exactly one of: in flight, a per-CPU magazine, a depot magazine, or
 //! returned to the system. Memory retained per class is at most `(2 * cpus + depot_limit) * M` blocks.
 //!
+//! Runtime limits ([`Pool::set_limits`]): the magazine fill M, the depot limit and the trim interval can
+//! be changed while the pool runs, within the room allocated at creation (`magazine_capacity`,
+//! `depot_capacity`). They are read once per magazine exchange (the slow path), never per allocation or
+//! free. The retention bound above holds with the allocated room in place of the limits at all times;
+//! with the limits in force, for what is cached after the change (a magazine filled before it keeps
+//! its blocks until it is next used, trimmed or flushed).
+//!
 //! Size rule (DESIGN §3/§4): the pool never rounds a request up. The MDL's `ByteCount` is set to the
 //! requested size exactly and `*BufferSize` is left as requested, so the two always agree; the block's
 //! extra capacity beyond the request is simply unused.
@@ -44,7 +51,9 @@ pub use stats::{ClassCounters, ClassSnapshot, PoolSnapshot};
 use block::{BlockHeader, OVERSIZE_CLASS};
 use core::fmt;
 use core::ptr::{null_mut, NonNull};
-use core::sync::atomic::{AtomicBool as CoreAtomicBool, AtomicU64, Ordering as CoreOrdering};
+use core::sync::atomic::{
+    AtomicBool as CoreAtomicBool, AtomicU32, AtomicU64, Ordering as CoreOrdering,
+};
 use ndis_sys::{MDL, PAGE_SIZE};
 use sync::{SpinLocked, UnsafeCell};
 
@@ -92,8 +101,14 @@ pub struct PoolConfig {
     /// magazines the depot can hold.
     pub depot_limit: u32,
     /// How often the owner should call [`Pool::trim`], in milliseconds (10..=600000). The pool does not
-    /// run a timer itself.
+    /// run a timer itself. Runtime-adjustable ([`Pool::set_limits`]).
     pub trim_interval_ms: u32,
+    /// Block slots allocated per magazine: the most `magazine_size` can be raised to at run time
+    /// ([`Pool::set_limits`]). 0 = `magazine_size`; otherwise `magazine_size..=`[`MAX_MAGAZINE`].
+    pub magazine_capacity: u32,
+    /// Spare magazines allocated per class for the depot: the most `depot_limit` can be raised to at
+    /// run time. 0 = `depot_limit`; otherwise `depot_limit..=`[`MAX_DEPOT_LIMIT`].
+    pub depot_capacity: u32,
     /// Data sizes of the classes, ascending, multiples of 16, each block below a page; the first
     /// `class_count` entries are used.
     pub classes: [u32; MAX_CLASSES],
@@ -113,6 +128,8 @@ impl Default for PoolConfig {
             magazine_size: 32,
             depot_limit: 16,
             trim_interval_ms: 1000,
+            magazine_capacity: 0,
+            depot_capacity: 0,
             classes,
             class_count: DEFAULT_CLASSES.len() as u8,
             max_request: 64 * 1024,
@@ -138,6 +155,16 @@ impl PoolConfig {
         Ok(self)
     }
 
+    /// Slots allocated per magazine (`magazine_capacity`, or `magazine_size` when 0).
+    pub fn magazine_slots(&self) -> u32 {
+        self.magazine_capacity.max(self.magazine_size)
+    }
+
+    /// Depot magazines allocated per class (`depot_capacity`, or `depot_limit` when 0).
+    pub fn depot_magazines(&self) -> u32 {
+        self.depot_capacity.max(self.depot_limit)
+    }
+
     /// Checks every field against its documented range.
     pub fn validate(&self) -> Result<(), PoolError> {
         if self.magazine_size == 0 || self.magazine_size > MAX_MAGAZINE {
@@ -145,6 +172,16 @@ impl PoolConfig {
         }
         if self.depot_limit > MAX_DEPOT_LIMIT {
             return Err(PoolError::InvalidConfig("depot_limit"));
+        }
+        if self.magazine_capacity != 0
+            && !(self.magazine_size..=MAX_MAGAZINE).contains(&self.magazine_capacity)
+        {
+            return Err(PoolError::InvalidConfig("magazine_capacity"));
+        }
+        if self.depot_capacity != 0
+            && !(self.depot_limit..=MAX_DEPOT_LIMIT).contains(&self.depot_capacity)
+        {
+            return Err(PoolError::InvalidConfig("depot_capacity"));
         }
         if !(10..=600_000).contains(&self.trim_interval_ms) {
             return Err(PoolError::InvalidConfig("trim_interval_ms"));
@@ -216,6 +253,18 @@ impl LeakReport {
     pub fn is_clean(&self) -> bool {
         self.in_flight_blocks == 0 && self.live_blocks == 0
     }
+}
+
+/// The runtime-adjustable retention limits ([`Pool::set_limits`], [`Pool::limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Blocks a magazine is filled to, 1..=the allocated slots (`PoolConfig::magazine_slots`).
+    pub magazine_fill: u32,
+    /// Full magazines the depot keeps per class, 0..=the allocated depot magazines
+    /// (`PoolConfig::depot_magazines`).
+    pub depot_limit: u32,
+    /// How often the owner should call [`Pool::trim`], 10..=600000 ms (the pool runs no timer).
+    pub trim_interval_ms: u32,
 }
 
 /// What one trim or flush released.
@@ -303,9 +352,16 @@ pub struct Pool<P: Platform> {
     /// Magic of this pool's blocks (differs per pool instance, so a stale block of an earlier pool at the
     /// same address is not taken for ours).
     magic: u32,
+    /// Allocated slots per magazine (the hard bound of every magazine's fill limit).
     magazine_size: u32,
     max_request: u32,
     fault_armed: bool,
+    /// Current [`Limits`]: read once per magazine exchange (slow path), never per allocation/free.
+    fill_limit: AtomicU32,
+    depot_limit_now: AtomicU32,
+    trim_interval_now: AtomicU32,
+    /// Allocated depot magazines per class (the hard bound of `depot_limit_now`).
+    depot_magazines: u32,
     platform: P,
     class_lut: [u8; LUT_LEN],
     class_size: [u32; MAX_CLASSES],
@@ -420,9 +476,9 @@ impl<P: Platform> Pool<P> {
             return Err(PoolError::NoProcessors);
         }
         let nclass = config.class_count as usize;
-        let m = config.magazine_size as usize;
+        let m = config.magazine_slots() as usize;
         let mag_bytes = MAG_HEADER + m * core::mem::size_of::<*mut BlockHeader>();
-        let mags_per_class = 2 * ncpu + config.depot_limit as usize;
+        let mags_per_class = 2 * ncpu + config.depot_magazines() as usize;
 
         let mut class_lut = [NO_CLASS; LUT_LEN];
         let mut class_size = [0u32; MAX_CLASSES];
@@ -475,7 +531,7 @@ impl<P: Platform> Pool<P> {
                     mag_at(class, i).write(Magazine {
                         next: null_mut(),
                         count: 0,
-                        capacity: m as u32,
+                        capacity: config.magazine_size,
                     })
                 };
             }
@@ -534,6 +590,10 @@ impl<P: Platform> Pool<P> {
                 nclass,
                 magazine_size: m as u32,
                 fault_armed: config.fault.armed(),
+                fill_limit: AtomicU32::new(config.magazine_size),
+                depot_limit_now: AtomicU32::new(config.depot_limit),
+                trim_interval_now: AtomicU32::new(config.trim_interval_ms),
+                depot_magazines: config.depot_magazines(),
                 class_lut,
                 class_size,
                 block_bytes,
@@ -564,9 +624,55 @@ impl<P: Platform> Pool<P> {
         &self.platform
     }
 
-    /// The configuration the pool was created with.
+    /// The configuration the pool was created with (the limits in force now: [`Pool::limits`]).
     pub fn config(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// The retention limits in force now. Any IRQL.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            magazine_fill: self.fill_limit.load(CoreOrdering::Relaxed),
+            depot_limit: self.depot_limit_now.load(CoreOrdering::Relaxed),
+            trim_interval_ms: self.trim_interval_now.load(CoreOrdering::Relaxed),
+        }
+    }
+
+    /// Changes the retention limits at run time; each is clamped to what the pool allocated
+    /// (`magazine_fill` to 1..=allocated slots, `depot_limit` to 0..=allocated depot magazines,
+    /// `trim_interval_ms` to 10..=600000). Returns the limits applied.
+    ///
+    /// When they take effect: the depot limit at once (full magazines above a lowered limit are
+    /// released to the system now, counted as trimmed; a free that would put a full magazine above it
+    /// returns its block to the system); the magazine fill at each CPU's next magazine exchange (a
+    /// CPU's own pair is touched only by that CPU) and for every magazine taken from the depot after
+    /// now; the trim interval is only stored (the owner's timer reads it). The allocation and free
+    /// fast paths do not read the limits. IRQL <= DISPATCH_LEVEL, any CPU.
+    pub fn set_limits(&self, want: Limits) -> Limits {
+        let applied = Limits {
+            magazine_fill: want.magazine_fill.clamp(1, self.magazine_size),
+            depot_limit: want.depot_limit.min(self.depot_magazines),
+            trim_interval_ms: want.trim_interval_ms.clamp(10, 600_000),
+        };
+        self.fill_limit
+            .store(applied.magazine_fill, CoreOrdering::Relaxed);
+        self.depot_limit_now
+            .store(applied.depot_limit, CoreOrdering::Relaxed);
+        self.trim_interval_now
+            .store(applied.trim_interval_ms, CoreOrdering::Relaxed);
+        self.on_cpu(|cpu| {
+            for class in 0..self.nclass {
+                let excess =
+                    self.with_depot(class, |d| d.nfull.saturating_sub(applied.depot_limit));
+                if excess != 0 {
+                    let n = self.release_depot(class, Some(excess));
+                    let ctr = self.counters_of(cpu, class);
+                    stats::add(&ctr.system_frees, n);
+                    stats::add(&ctr.trimmed, n);
+                }
+            }
+        });
+        applied
     }
 
     /// CPUs the per-CPU arrays were sized for.
@@ -579,9 +685,11 @@ impl<P: Platform> Pool<P> {
         self.block_bytes.get(class).copied().unwrap_or(0) as usize
     }
 
-    /// The most blocks the pool can retain for one class: `(2 * cpus + depot_limit) * M`.
+    /// The most blocks the pool can ever retain for one class, whatever the limits: `(2 * cpus +
+    /// allocated depot magazines) * allocated slots` (with no capacities configured, `(2 * cpus +
+    /// depot_limit) * M`).
     pub fn retention_cap_blocks(&self) -> u64 {
-        (2 * self.ncpu as u64 + self.config.depot_limit as u64) * self.magazine_size as u64
+        (2 * self.ncpu as u64 + self.depot_magazines as u64) * self.magazine_size as u64
     }
 
     /// The most bytes the pool can retain over all classes.
@@ -894,17 +1002,23 @@ impl<P: Platform> Pool<P> {
         ctr: &ClassCounters,
         block: *mut BlockHeader,
     ) {
+        // The limits, read once per exchange (never on the fast path); always within what was allocated.
+        let fill = self.fill_limit.load(CoreOrdering::Relaxed);
+        let depot_limit = self.depot_limit_now.load(CoreOrdering::Relaxed);
         // SAFETY: (whole function) exclusive access to this CPU's cache `cc` (caller); magazines reached
         // through it or popped from the depot are exclusively ours.
         unsafe {
+            // This CPU's pair picks up the current fill limit (1..=allocated slots).
+            (*cc.loaded).capacity = fill;
+            (*cc.previous).capacity = fill;
             if (*cc.previous).count < (*cc.previous).capacity {
                 core::mem::swap(&mut cc.loaded, &mut cc.previous);
             } else {
                 let previous = cc.previous;
                 let empty = self.with_depot(class, |d| {
                     let empty = d.empty;
-                    if empty.is_null() {
-                        return empty;
+                    if empty.is_null() || d.nfull >= depot_limit {
+                        return null_mut();
                     }
                     d.empty = (*empty).next;
                     d.nempty -= 1;
@@ -921,6 +1035,7 @@ impl<P: Platform> Pool<P> {
                     return;
                 }
                 (*empty).next = null_mut();
+                (*empty).capacity = fill;
                 stats::add(&ctr.depot_puts, 1);
                 stats::sub(&ctr.depth, (*previous).count as u64);
                 cc.previous = cc.loaded;
@@ -1117,8 +1232,9 @@ impl<P: Platform> Pool<P> {
             foreign_frees: self.foreign_frees.load(CoreOrdering::Relaxed),
             double_frees: self.double_frees.load(CoreOrdering::Relaxed),
             bad_cpu: self.bad_cpu.load(CoreOrdering::Relaxed),
-            magazine_size: self.magazine_size,
-            depot_limit: self.config.depot_limit,
+            magazine_size: self.fill_limit.load(CoreOrdering::Relaxed),
+            depot_limit: self.depot_limit_now.load(CoreOrdering::Relaxed),
+            trim_interval_ms: self.trim_interval_now.load(CoreOrdering::Relaxed),
             cpus: self.ncpu,
             ..Default::default()
         };
@@ -1141,7 +1257,17 @@ impl<P: Platform> Pool<P> {
                 let (nfull, blocks) = self
                     .on_cpu(|_| {
                         self.with_depot(row, |d| {
-                            (d.nfull as u64, d.nfull as u64 * self.magazine_size as u64)
+                            // Full magazines hold what their fill limit was when they filled.
+                            let mut blocks = 0u64;
+                            let mut m = d.full;
+                            while !m.is_null() {
+                                // SAFETY: magazines on the full list, under the depot lock.
+                                unsafe {
+                                    blocks += (*m).count as u64;
+                                    m = (*m).next;
+                                }
+                            }
+                            (d.nfull as u64, blocks)
                         })
                     })
                     .unwrap_or((0, 0));

@@ -148,10 +148,12 @@ pub struct PoolSnapshot {
     pub double_frees: u64,
     /// Calls made on a CPU index outside the per-CPU arrays (failed; counted).
     pub bad_cpu: u64,
-    /// Per-CPU magazine capacity M.
+    /// Magazine fill limit M in force ([`super::Limits::magazine_fill`]).
     pub magazine_size: u32,
-    /// Depot limit (magazines per class).
+    /// Depot limit in force (full magazines per class).
     pub depot_limit: u32,
+    /// Trim interval in force, ms.
+    pub trim_interval_ms: u32,
     /// CPUs the pool was sized for.
     pub cpus: usize,
 }

@@ -541,3 +541,144 @@ fn model_handout_distinct_over_many_cycles() {
     HostPlatform::bind_cpu(0);
     assert!(pool.destroy().is_clean());
 }
+
+/// Frees `n` blocks of 200 bytes (256-byte class) allocated on CPU 0 and returns the class row.
+fn burst(pool: &Pool<HostPlatform>, n: usize) -> ClassSnapshot {
+    HostPlatform::bind_cpu(0);
+    let blocks: Vec<_> = (0..n).map(|_| pool.allocate(200)).collect();
+    for &m in &blocks {
+        // SAFETY: in flight.
+        unsafe { pool.free(m).unwrap() };
+    }
+    pool.snapshot().classes[2]
+}
+
+#[test]
+fn runtime_depot_limit_bounds_retention_and_releases_the_excess_at_once() {
+    let cfg = PoolConfig {
+        magazine_size: 8,
+        depot_limit: 8,
+        magazine_capacity: 16,
+        depot_capacity: 12,
+        ..PoolConfig::default()
+    };
+    let pool = Pool::create(HostPlatform::new(2, true), &cfg).unwrap();
+    assert_eq!(
+        pool.limits(),
+        Limits {
+            magazine_fill: 8,
+            depot_limit: 8,
+            trim_interval_ms: 1000
+        }
+    );
+    let c = burst(&pool, 100);
+    assert_eq!(
+        c.retained_blocks,
+        16 + 64,
+        "two magazines + 8 full in the depot"
+    );
+    // Lowering the depot limit releases the surplus full magazines now.
+    let applied = pool.set_limits(Limits {
+        depot_limit: 3,
+        ..pool.limits()
+    });
+    assert_eq!(applied.depot_limit, 3);
+    let s = pool.snapshot();
+    assert_eq!(
+        (s.classes[2].depot_full, s.classes[2].depot_blocks),
+        (3, 24)
+    );
+    assert_eq!(s.classes[2].trimmed, 40);
+    assert_eq!(s.depot_limit, 3);
+    // And bounds what a new burst can leave behind.
+    let c = burst(&pool, 100);
+    assert_eq!(c.retained_blocks, 16 + 24);
+    // Raising it (within the allocated room) lets the depot keep more again.
+    pool.set_limits(Limits {
+        depot_limit: 12,
+        ..pool.limits()
+    });
+    let c = burst(&pool, 200);
+    assert_eq!(c.depot_full, 12);
+    assert_eq!(c.retained_blocks, 16 + 96);
+    assert!(pool.snapshot().total.retained_bytes <= pool.retention_cap_bytes());
+    // Depot limit 0: nothing beyond the per-CPU pair.
+    pool.set_limits(Limits {
+        depot_limit: 0,
+        ..pool.limits()
+    });
+    let c = burst(&pool, 100);
+    assert_eq!((c.depot_full, c.retained_blocks), (0, 16));
+}
+
+#[test]
+fn runtime_magazine_fill_applies_at_the_next_exchange_and_is_clamped_to_the_slots() {
+    let cfg = PoolConfig {
+        magazine_size: 8,
+        depot_limit: 4,
+        magazine_capacity: 16,
+        ..PoolConfig::default()
+    };
+    let pool = Pool::create(HostPlatform::new(1, true), &cfg).unwrap();
+    let applied = pool.set_limits(Limits {
+        magazine_fill: 1000,
+        depot_limit: 1000,
+        trim_interval_ms: 1,
+    });
+    assert_eq!(
+        applied,
+        Limits {
+            magazine_fill: 16,
+            depot_limit: 4,
+            trim_interval_ms: 10
+        },
+        "clamped to the allocated room and the interval range"
+    );
+    let c = burst(&pool, 200);
+    // The CPU pair picked up 16 at its first exchange; every depot magazine was filled to 16.
+    assert_eq!(c.depot_blocks, 4 * 16);
+    assert_eq!(c.retained_blocks, 2 * 16 + 4 * 16);
+    assert_eq!(pool.snapshot().magazine_size, 16);
+    pool.set_limits(Limits {
+        magazine_fill: 2,
+        ..pool.limits()
+    });
+    // Emptied, the CPU's loaded magazine still carries its old fill limit until its next exchange:
+    // it fills to 16 once, then goes to the depot; every later magazine is filled to 2.
+    pool.flush();
+    let c = burst(&pool, 200);
+    assert_eq!(c.depot_blocks, 16 + 3 * 2);
+    assert_eq!(c.retained_blocks, 2 * 2 + 16 + 3 * 2);
+    // From then on, magazines of 2 only.
+    pool.flush();
+    let c = burst(&pool, 200);
+    assert_eq!(c.depot_blocks, 4 * 2);
+    assert_eq!(c.retained_blocks, 2 * 2 + 4 * 2);
+    assert_eq!(
+        pool.set_limits(Limits {
+            magazine_fill: 0,
+            ..pool.limits()
+        })
+        .magazine_fill,
+        1
+    );
+}
+
+#[test]
+fn capacities_below_the_limits_are_refused() {
+    let bad = |cfg: PoolConfig| Pool::create(HostPlatform::new(1, true), &cfg).is_err();
+    assert!(bad(PoolConfig {
+        magazine_size: 8,
+        magazine_capacity: 4,
+        ..PoolConfig::default()
+    }));
+    assert!(bad(PoolConfig {
+        depot_limit: 8,
+        depot_capacity: 4,
+        ..PoolConfig::default()
+    }));
+    assert!(bad(PoolConfig {
+        magazine_capacity: MAX_MAGAZINE + 1,
+        ..PoolConfig::default()
+    }));
+}
