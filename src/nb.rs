@@ -179,7 +179,8 @@ pub unsafe fn fill_at(
 }
 
 /// The five NET_BUFFER fields a retreat/advance can change, captured before the retreat and put back
-/// exactly by [`restore`]. 32 bytes, pointer-aligned (it lives in the NBL context area).
+/// exactly by [`restore`], plus the retreat's MDL while it is parked off the chain ([`park`]). 40 bytes,
+/// pointer-aligned (it lives in the NBL context area).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetreatRecord {
@@ -191,9 +192,12 @@ pub struct RetreatRecord {
     /// Bytes the data start currently lies *before* the recorded one (what [`restore`] must advance):
     /// the retreat delta, minus what the transform already advanced back.
     pub outstanding: u32,
+    /// The retreat's MDL while [`park`] keeps it off the NB's chain (the NB then equals the record);
+    /// NULL otherwise. [`restore`] links it back and gives it back through the handlers.
+    pub parked: *mut MDL,
 }
 
-const _: () = assert!(core::mem::size_of::<RetreatRecord>() == 32);
+const _: () = assert!(core::mem::size_of::<RetreatRecord>() == 40);
 
 impl RetreatRecord {
     /// Captures the five fields of `nb`. Any IRQL.
@@ -211,6 +215,7 @@ impl RetreatRecord {
                 data_length: (*nb).DataLength(),
                 data_offset: (*nb).DataOffset,
                 outstanding: 0,
+                parked: ptr::null_mut(),
             }
         }
     }
@@ -331,6 +336,47 @@ pub unsafe fn advance_keep(nb: *mut NET_BUFFER, rec: &mut RetreatRecord, delta: 
     rec.outstanding = rec.outstanding.wrapping_sub(delta);
 }
 
+/// Takes the retreat's MDL off the NB once the data start is back where it was recorded
+/// (`rec.outstanding == 0`), and puts the five recorded fields back, so that the NB handed to another
+/// driver has exactly the caller's geometry while the MDL stays allocated (in flight) in `rec.parked`
+/// until [`restore`]. Handing an NB on with our MDL still at the head of its chain, wholly in unused
+/// space, would let any driver below or above that retreats in place and then advances with
+/// FreeMdl = TRUE free our MDL with its own handler (ndis-contract.md §2.3 point 4). Does nothing when
+/// the retreat allocated no MDL. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller, `rec` captured from it before the retreat.
+pub unsafe fn park(nb: *mut NET_BUFFER, rec: &mut RetreatRecord) -> Result<(), NbError> {
+    // SAFETY: the caller guarantees a valid NB.
+    let (head, data_offset, data_length) =
+        unsafe { ((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()) };
+    if rec.outstanding != 0 || data_length != rec.data_length || !rec.parked.is_null() {
+        return Err(NbError::Inconsistent);
+    }
+    if head == rec.mdl_chain {
+        return if data_offset == rec.data_offset {
+            Ok(())
+        } else {
+            Err(NbError::Inconsistent)
+        };
+    }
+    if head.is_null() {
+        return Err(NbError::Inconsistent);
+    }
+    // SAFETY: `head` is the NB's live chain head (the MDL the retreat prepended).
+    let (next, count) = unsafe { ((*head).Next, (*head).ByteCount) };
+    if next != rec.mdl_chain || data_offset as u64 != count as u64 + rec.data_offset as u64 {
+        return Err(NbError::Inconsistent);
+    }
+    // SAFETY: valid, owned NB and our own MDL; the recorded chain is still linked behind it.
+    unsafe {
+        (*head).Next = ptr::null_mut();
+        rec.apply(nb);
+    }
+    rec.parked = head;
+    Ok(())
+}
+
 /// How [`restore`] gave back the retreat's MDL, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restore {
@@ -375,6 +421,21 @@ pub unsafe fn restore(
     rec: &RetreatRecord,
     handlers: MdlHandlers,
 ) -> Result<Restore, NbError> {
+    let parked = rec.parked;
+    if !parked.is_null() {
+        // The NB went on with the caller's geometry; it must have come back with it. Link our MDL back
+        // in front of the recorded chain, wholly in unused space, so that the restore below gives it
+        // back exactly as if it had stayed in the chain.
+        // SAFETY: the caller guarantees a valid NB; `parked` is the live MDL `park` took off.
+        unsafe {
+            if !rec.matches(nb) || rec.outstanding != 0 {
+                return Err(NbError::Inconsistent);
+            }
+            (*parked).Next = rec.mdl_chain;
+            (*nb).MdlChain = parked;
+            (*nb).DataOffset = rec.data_offset.wrapping_add((*parked).ByteCount);
+        }
+    }
     // SAFETY: the caller guarantees a valid NB.
     let (head, data_offset, data_length) =
         unsafe { ((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()) };

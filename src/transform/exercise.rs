@@ -1,8 +1,9 @@
 //! The `exercise` transform: retreat by `DataOffset + ExerciseBytes` so NDIS must call NetAllocateMdl
 //! (the shortfall is exactly `ExerciseBytes`, plus `ExerciseBackfill`), fill the new bytes with a
-//! pattern through the cursor and read them back, then advance them away again with FreeMdl = FALSE so
-//! the block stays in the chain as unused space ahead of the unchanged frame until the NBL is completed
-//! or returned, on whichever CPU that happens. The restore (nb.rs) then gives the block back.
+//! pattern through the cursor and read them back, then advance them away again with FreeMdl = FALSE and
+//! park the block off the chain (`nb::park`): the NB goes on with exactly the caller's geometry while
+//! the block stays allocated until the NBL is completed or returned, on whichever CPU that happens. The
+//! restore (nb.rs) links it back and gives it back through NDIS's advance and NetFreeMdl.
 
 use super::TransformError;
 use crate::nb::{self, MdlHandlers, RetreatRecord};
@@ -56,6 +57,10 @@ pub unsafe fn apply(
     }
     // SAFETY: the NB has `delta` more bytes than recorded, and `delta == rec.outstanding`.
     unsafe { nb::advance_keep(nb, rec, delta) };
+    // The block stays allocated until completion/return, but off the chain: the NB goes on with the
+    // caller's exact geometry (see `nb::park`).
+    // SAFETY: valid, owned NB; `rec` was captured from it and the data start is back where recorded.
+    unsafe { nb::park(nb, rec) }.map_err(TransformError::from)?;
     Ok(bytes)
 }
 
