@@ -1,8 +1,8 @@
 //! Where the retreat records live: the NBL context area.
 //!
 //! **Decision (DESIGN §5 "Retreat record").** Each NBL the filter transforms gets one context block from
-//! `NdisAllocateNetBufferListContext(nbl, 24 + 32 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
-//! [`NblContextHeader`] followed by one 32-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
+//! `NdisAllocateNetBufferListContext(nbl, 24 + 40 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
+//! [`NblContextHeader`] followed by one 40-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
 //! multiples of `sizeof(PVOID)` as the routine requires, and the size fits the routine's `USHORT` for
 //! up to [`MAX_NBS`] NBs (an NBL with more is completed with NDIS_STATUS_RESOURCES / dropped, counted).
 //! NDIS carves the block out of the NBL's context backfill when the allocator of the NBL left room
@@ -129,10 +129,11 @@ impl NblContext {
             return None;
         }
         // SAFETY: a non-NULL Context is a valid context header (NDIS invariant).
-        let size = unsafe { (*ctx).Size };
-        // `NET_BUFFER_LIST_CONTEXT_DATA_SIZE`: the bytes in use from the data start (which is
-        // `Offset` bytes into the block's area). Everything read below must lie inside them.
-        let room = size as usize;
+        let (size, offset) = unsafe { ((*ctx).Size, (*ctx).Offset) };
+        // The block's area is `Size` bytes and NDIS fills it downward from its end, so the data start
+        // (`Offset` bytes into the area) has `Size - Offset` bytes behind it. Everything read below must
+        // lie inside them; an empty or nearly full top block is not ours.
+        let room = (size as usize).saturating_sub(offset as usize);
         if room < HEADER_BYTES {
             return None;
         }
@@ -168,7 +169,7 @@ impl NblContext {
             return None;
         }
         // SAFETY: records follow the header inside the block; `i < nb_count`; the block is
-        // pointer-aligned and each record is 32 bytes, so the record is aligned.
+        // pointer-aligned and each record is 40 bytes, so the record is aligned.
         Some(unsafe {
             &mut *((self.header as *mut u8).add(HEADER_BYTES) as *mut RetreatRecord).add(i)
         })
@@ -195,7 +196,7 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_documented_rules() {
-        assert_eq!(context_size(1), Some(56));
+        assert_eq!(context_size(1), Some(64));
         assert_eq!(context_size(0), Some(24));
         for n in [1, 2, 3, 17, MAX_NBS] {
             let s = context_size(n).unwrap();
