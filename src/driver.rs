@@ -253,8 +253,9 @@ fn start_trim_timer() {
     with_pool_config_lock(|| {
         TRIM_TIMER.store(timer, Ordering::SeqCst);
         let period_ms = pool.limits().trim_interval_ms;
-        let due = -(period_ms as i64) * 10_000; // relative, in 100 ns units
-                                                // SAFETY: a timer object we allocated, not yet set.
+        // Relative due time, in 100 ns units.
+        let due = -(period_ms as i64) * 10_000;
+        // SAFETY: a timer object we allocated, not yet set.
         unsafe { NdisSetTimerObject(timer, due, period_ms, core::ptr::null_mut()) };
     });
 }
@@ -265,9 +266,12 @@ fn stop_trim_timer() {
     let timer = with_pool_config_lock(|| TRIM_TIMER.swap(core::ptr::null_mut(), Ordering::SeqCst));
     POOL_CONFIG_OWNER.store(0, Ordering::Relaxed);
     if !timer.is_null() {
-        // SAFETY: our timer object; cancel stops the period, free releases it (PASSIVE_LEVEL).
+        // SAFETY: our timer object, at PASSIVE_LEVEL: cancel stops the period; a DPC already queued or
+        // running on another CPU is waited for by KeFlushQueuedDpcs before the object is freed (and
+        // before unload can unmap the callback).
         unsafe {
             NdisCancelTimerObject(timer);
+            KeFlushQueuedDpcs();
             NdisFreeTimerObject(timer);
         }
     }

@@ -379,6 +379,12 @@ crate::sim_exports! {
         processors_in(group)
     }
 
+    /// `KeFlushQueuedDpcs`: PASSIVE_LEVEL. The simulator runs timer callbacks synchronously inside the
+    /// clock advance that fires them, so no DPC is ever left queued; only the IRQL rule is checked.
+    fn KeFlushQueuedDpcs() {
+        check_irql("KeFlushQueuedDpcs", PASSIVE_LEVEL, 0);
+    }
+
     /// `KeAcquireSpinLockRaiseToDpc`: IRQL <= DISPATCH_LEVEL; raises to DISPATCH_LEVEL.
     fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL {
         check_irql("KeAcquireSpinLockRaiseToDpc", DISPATCH_LEVEL, lock as usize);

@@ -230,6 +230,8 @@ extern "system" {
     pub fn KeQueryMaximumProcessorCountEx(GroupNumber: u16) -> u32;
     /// Any IRQL.
     pub fn KeQueryActiveProcessorCountEx(GroupNumber: u16) -> u32;
+    /// PASSIVE_LEVEL. Returns after every DPC queued on any processor (a cancelled timer's included) has run.
+    pub fn KeFlushQueuedDpcs();
     /// IRQL <= DISPATCH_LEVEL; returns the previous IRQL, now DISPATCH_LEVEL.
     pub fn KeAcquireSpinLockRaiseToDpc(SpinLock: *mut KSPIN_LOCK) -> KIRQL;
     /// DISPATCH_LEVEL; lowers to `NewIrql`.
