@@ -38,6 +38,13 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
     let handle = module.ndis_filter_handle;
     module.acquire(1);
     let cfg = module.config.load();
+    // Re-inserting stripped tags inline makes the chain's EtherTypes and VLANs differ from what the
+    // miniport's SINGLE_ETHER_TYPE / SINGLE_VLAN hints promised; clear those hints when that can happen.
+    let receive_flags = if cfg.mode == Mode::Vlan && cfg.vlan_receive_inline {
+        receive_flags & !(NDIS_RECEIVE_FLAGS_SINGLE_ETHER_TYPE | NDIS_RECEIVE_FLAGS_SINGLE_VLAN)
+    } else {
+        receive_flags
+    };
     let transforms = match cfg.mode {
         Mode::Exercise => true,
         Mode::Vlan => cfg.vlan_receive_inline,
