@@ -428,7 +428,13 @@ pub unsafe fn restore(
         // back exactly as if it had stayed in the chain.
         // SAFETY: the caller guarantees a valid NB; `parked` is the live MDL `park` took off.
         unsafe {
-            if !rec.matches(nb) || rec.outstanding != 0 {
+            // CurrentMdl/CurrentMdlOffset may come back in another (equivalent) normalisation, e.g.
+            // after a neighbour's own retreat and FreeMdl advance; they are rewritten from the record.
+            if (*nb).MdlChain != rec.mdl_chain
+                || (*nb).DataOffset != rec.data_offset
+                || (*nb).DataLength() != rec.data_length
+                || rec.outstanding != 0
+            {
                 return Err(NbError::Inconsistent);
             }
             (*parked).Next = rec.mdl_chain;

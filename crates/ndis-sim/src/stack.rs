@@ -133,6 +133,13 @@ pub struct AdapterConfig {
     /// NDIS_RECEIVE_FLAGS / NDIS_SEND_FLAGS bits to add to every indication / send (beyond
     /// DISPATCH_LEVEL, which follows the IRQL).
     pub extra_receive_flags: u32,
+    /// When non-zero, the drivers on either side of the filter behave like the common header-adding
+    /// driver: the miniport, on every NB it takes, and the protocol, on every NB indicated to it, retreat
+    /// this many bytes with NDIS's default allocator (in place when there is room) and advance them
+    /// again with `FreeMdl = TRUE` and the default free routine. A filter that hands on an NB whose
+    /// chain starts with an MDL of its own lying wholly in unused space has that MDL freed by them
+    /// (ndis-contract.md §2.3 point 4), which the verifier reports. Default 0.
+    pub neighbor_header_bytes: u32,
     /// `None` (default): a pause first drains the protocol (its sends completed, its held receives
     /// returned), so nothing is in flight when FilterPause runs. `Some`: FilterPause is issued while
     /// the miniport still holds sends and/or the protocol still holds receives, which are given back
@@ -208,6 +215,7 @@ impl Default for AdapterConfig {
             capture_limit: 4096,
             timeout_ticks: 1000,
             extra_receive_flags: 0,
+            neighbor_header_bytes: 0,
             pause_hold: None,
         }
     }
@@ -547,11 +555,28 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
     list.len()
 }
 
+/// What [`AdapterConfig::neighbor_header_bytes`] makes a neighbouring driver do to one NB it holds.
+///
+/// # Safety
+/// `nb` must be a valid NB the caller (the simulated neighbour) owns.
+unsafe fn neighbor_header_round_trip(nb: *mut NET_BUFFER, bytes: u32) {
+    if bytes == 0 {
+        return;
+    }
+    // SAFETY: the caller owns the NB; NDIS's default allocator and free routine, as such drivers use.
+    unsafe {
+        if ndis_sys::NdisRetreatNetBufferDataStart(nb, bytes, 0, None) == NDIS_STATUS_SUCCESS {
+            ndis_sys::NdisAdvanceNetBufferDataStart(nb, bytes, TRUE, None);
+        }
+    }
+}
+
 /// The miniport takes a send chain (from NdisFSendNetBufferLists or a bypassed stack).
 pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32) {
     // SAFETY: a chain of registered NBLs (checked by the caller).
     let list = unsafe { nbl::nbl_chain(head) };
     let cpu = kernel::current_cpu();
+    let neighbor = stack().adapters[id].cfg.neighbor_header_bytes;
     let mut frames = Vec::new();
     let mut originated = 0;
     for &n in &list {
@@ -563,6 +588,7 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
         unsafe {
             for nb in nbl::nbs_of(n) {
                 nbl::check_nb_consistent("send reaching the miniport", nb);
+                neighbor_header_round_trip(nb, neighbor);
                 let mut m = (*nb).MdlChain;
                 let mut hops = 0;
                 while !m.is_null() && hops < nbl::MAX_CHAIN {
@@ -827,6 +853,7 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
         );
     }
     let cpu = kernel::current_cpu();
+    let neighbor = stack().adapters[id].cfg.neighbor_header_bytes;
     let mut frames = Vec::new();
     let mut originated = 0;
     for &n in &list {
@@ -837,6 +864,7 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
         unsafe {
             for nb in nbl::nbs_of(n) {
                 nbl::check_nb_consistent("receive reaching the protocol", nb);
+                neighbor_header_round_trip(nb, neighbor);
                 let bytes = nbl::nb_frame(nb).unwrap_or_default();
                 frames.push(Frame {
                     bytes,
