@@ -13,5 +13,6 @@ pub mod inf;
 pub mod known;
 pub mod names;
 pub mod package;
+pub mod sign;
 pub mod verify;
 pub mod windbg_check;

@@ -12,15 +12,22 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  package [--target amd64|arm64|all] [--release] [--verbose]
+  package [--target amd64|arm64|all] [--release] [--verbose] [--sign test|off|<pfx>]
       Cross-build mdlpool.sys (release profile, always: --release is accepted
       and is the default), stamp driver.inx into mdlpool.inf, verify the image,
       PDB and INF (and the names windbg/mdlpool.natvis and windbg/mdlpool.js use
       against the PDB), and write target/package/<arch>/{mdlpool.sys,mdlpool.pdb,
       mdlpool.inf,mdlpool.natvis,mdlpool.js}. --target defaults to all.
+      --sign (default test): Authenticode-sign mdlpool.sys and write a signed
+      catalog mdlpool.cat plus the signer's certificate mdlpool-test.cer;
+      `test` uses the project's test certificate under target/sign/ (created
+      once, then reused), `<pfx>` a PKCS#12 file whose password is read from
+      MDLPOOL_PFX_PASSWORD, `off` writes no catalog and no signature.
   verify [--target amd64|arm64] [--verbose] <dir>
       Run the package verifier over an existing package directory holding
-      mdlpool.sys, mdlpool.pdb and mdlpool.inf (e.g. the WDK flow's output).
+      mdlpool.sys, mdlpool.pdb and mdlpool.inf (e.g. the WDK flow's output);
+      if it holds mdlpool.cat, also the image's and the catalog's signatures
+      and the catalog's members against the files.
       --target defaults to amd64.
 ";
 
@@ -75,10 +82,22 @@ fn parse_verify(args: &[String]) -> Result<(Arch, std::path::PathBuf, bool), Str
 fn parse_package(args: &[String]) -> Result<Options, String> {
     let mut arches = Arch::ALL.to_vec();
     let mut verbose = false;
+    let mut sign = xtask::sign::SignMode::Test;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let target = match a.as_str() {
             "--release" => continue,
+            "--sign" => {
+                let v = it
+                    .next()
+                    .ok_or("--sign needs a value: test, off or a .pfx path")?;
+                sign = xtask::sign::SignMode::parse(v);
+                continue;
+            }
+            s if s.starts_with("--sign=") => {
+                sign = xtask::sign::SignMode::parse(&s["--sign=".len()..]);
+                continue;
+            }
             "--verbose" | "-v" => {
                 verbose = true;
                 continue;
@@ -97,5 +116,9 @@ fn parse_package(args: &[String]) -> Result<Options, String> {
                 .ok_or_else(|| format!("unknown target {target:?}: amd64, arm64 or all"))?]
         };
     }
-    Ok(Options { arches, verbose })
+    Ok(Options {
+        arches,
+        verbose,
+        sign,
+    })
 }

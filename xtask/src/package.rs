@@ -41,6 +41,8 @@ pub struct Options {
     pub arches: Vec<Arch>,
     /// Print the cargo commands and stream their output.
     pub verbose: bool,
+    /// Catalog and signatures (`--sign test|off|<pfx>`; default test).
+    pub sign: crate::sign::SignMode,
 }
 
 /// The workspace root (the parent of `xtask/`).
@@ -183,7 +185,8 @@ pub fn stamp_inf(arch: Arch) -> Result<String, String> {
     inf::stamp(&template, &stamp)
 }
 
-fn build_time() -> u64 {
+/// Seconds since the Unix epoch: `SOURCE_DATE_EPOCH` when set, else now.
+pub fn build_time() -> u64 {
     if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -264,9 +267,39 @@ pub fn run(opts: &Options) -> Result<(), String> {
                 .map_err(|e| format!("removing {}: {e}", dir.display()))?;
         }
     }
+    let identity = crate::sign::identity(&opts.sign)?;
     let mut errors = Vec::new();
     for &arch in &opts.arches {
-        let built = build(arch, opts.verbose)?;
+        let mut built = build(arch, opts.verbose)?;
+        let signed = match &identity {
+            Some((id, source)) => {
+                let s = crate::sign::sign_package(
+                    arch,
+                    &built.sys,
+                    &built.inf,
+                    id,
+                    source.clone(),
+                    build_time(),
+                )?;
+                // Every check below runs over the signed image.
+                built.sys = s.sys.clone();
+                crate::sign::verify_package(
+                    arch,
+                    &s.sys,
+                    built.inf.as_bytes(),
+                    &s.cat,
+                    Some(&s.cer),
+                )
+                .map_err(|e| {
+                    format!(
+                        "{}: the package's own signature check failed: {e}",
+                        arch.name()
+                    )
+                })?;
+                Some(s)
+            }
+            None => None,
+        };
         let report = verify_built(&built)?;
         if !report.ok() {
             errors.push(format!(
@@ -279,7 +312,13 @@ pub fn run(opts: &Options) -> Result<(), String> {
             continue;
         }
         let dir = write(&built)?;
+        if let Some(s) = &signed {
+            crate::sign::write(&dir, s)?;
+        }
         print_summary(&built, &report, &dir, opts.verbose);
+        if let Some(s) = &signed {
+            print_signature(s);
+        }
     }
     if errors.is_empty() {
         Ok(())
@@ -305,6 +344,16 @@ pub fn verify_dir(arch: Arch, dir: &Path, verbose: bool) -> Result<(), String> {
         pdb: read(names::PDB_FILE)?,
         inf: decode_inf(&inf_bytes)?,
     };
+    let signature = if dir.join(names::CAT_FILE).exists() {
+        let cat = read(names::CAT_FILE)?;
+        let cer = std::fs::read(dir.join(crate::sign::CER_FILE)).ok();
+        Some(
+            crate::sign::verify_package(arch, &built.sys, &inf_bytes, &cat, cer.as_deref())
+                .map_err(|e| format!("{}: signature check failed: {e}", dir.display()))?,
+        )
+    } else {
+        None
+    };
     let report = verify_built(&built)?;
     if !report.ok() {
         return Err(format!(
@@ -316,7 +365,55 @@ pub fn verify_dir(arch: Arch, dir: &Path, verbose: bool) -> Result<(), String> {
         ));
     }
     print_summary(&built, &report, dir, verbose);
+    if let Some(sig) = signature {
+        println!(
+            "  signature    {} and {} verified, signer {}",
+            names::SYS_FILE,
+            names::CAT_FILE,
+            sig.signer
+        );
+        for m in &sig.members {
+            println!(
+                "    catalog member {:<12} sha256 {}",
+                m.file,
+                crate::sign::hex(&m.sha256)
+            );
+        }
+    }
     Ok(())
+}
+
+fn print_signature(s: &crate::sign::Signed) {
+    println!(
+        "  {:<12} {:>8} bytes, signer {} ({})",
+        names::CAT_FILE,
+        s.cat.len(),
+        s.signer,
+        s.source
+    );
+    println!(
+        "  {:<12} {:>8} bytes, certificate sha256 {}",
+        crate::sign::CER_FILE,
+        s.cer.len(),
+        s.signer_sha256
+    );
+    println!(
+        "  signed       {} (Authenticode, SHA-256, embedded) and {}",
+        names::SYS_FILE,
+        names::CAT_FILE
+    );
+    println!("  catalog      {} members", s.members.len());
+    for m in &s.members {
+        let how = match m.kind {
+            crate::sign::catalog::MemberKind::Pe => "authenticode",
+            crate::sign::catalog::MemberKind::Flat => "flat file",
+        };
+        println!(
+            "    {:<12} sha256 {} ({how})",
+            m.file,
+            crate::sign::hex(&m.sha256)
+        );
+    }
 }
 
 /// INF text as UTF-8 or UTF-16LE with BOM (stampinf keeps the encoding of its input).

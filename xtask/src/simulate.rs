@@ -118,6 +118,8 @@ mod linux {
                 package::run(&Options {
                     arches: vec![Arch::Amd64],
                     verbose: false,
+                    // The package as `cargo xtask package` makes it by default: signed.
+                    sign: xtask::sign::SignMode::Test,
                 })?;
                 package::package_dir(Arch::Amd64).join(xtask::names::SYS_FILE)
             }
