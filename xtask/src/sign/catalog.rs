@@ -154,7 +154,7 @@ pub fn ctl_der(
     this_update: u64,
 ) -> Result<Vec<u8>, String> {
     let mut sorted: Vec<&Member> = members.iter().collect();
-    sorted.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    sorted.sort_by_key(|m| m.sha256);
     let mut id = Sha256::new();
     for m in &sorted {
         id.update(m.sha256);

@@ -121,7 +121,7 @@ pub struct Verified {
     pub signer: Certificate,
 }
 
-fn find_attr<'a>(attrs: &'a [Attribute], oid: ObjectIdentifier) -> Result<&'a Any, String> {
+fn find_attr(attrs: &[Attribute], oid: ObjectIdentifier) -> Result<&Any, String> {
     let mut found = attrs.iter().filter(|a| a.oid == oid);
     let a = found
         .next()
