@@ -321,3 +321,69 @@ fn the_test_certificate_is_an_rsa_2048_code_signing_certificate_made_once() {
     assert!(keys::test_identity(&dir).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--sign <pfx>`: a PFX written by OpenSSL (the `openssl` command, from
+/// Debian's `openssl` package, which `.ci/run` installs) from a fresh identity.
+#[test]
+fn a_pfx_written_by_openssl_is_read_and_a_wrong_password_or_legacy_pfx_refused() {
+    use std::process::Command;
+    if Command::new("openssl").arg("version").output().is_err() {
+        panic!("the `openssl` command is needed for this test (apt-get install openssl)");
+    }
+    let dir = std::env::temp_dir().join(format!("mdlpool-pfx-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = identity();
+    use rsa::pkcs8::EncodePrivateKey;
+    let key_pem = id.key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+    std::fs::write(dir.join("key.pem"), key_pem.as_bytes()).unwrap();
+    let cert_pem = der::EncodePem::to_pem(&id.cert, der::pem::LineEnding::LF).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
+    let export = |out: &str, extra: &[&str]| {
+        let st = Command::new("openssl")
+            .args([
+                "pkcs12",
+                "-export",
+                "-inkey",
+                "key.pem",
+                "-in",
+                "cert.pem",
+                "-passout",
+                "pass:s3cret",
+                "-out",
+                out,
+            ])
+            .args(extra)
+            .current_dir(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl pkcs12 -export {extra:?}");
+        std::fs::read(dir.join(out)).unwrap()
+    };
+    for (name, extra) in [
+        ("default.pfx", &[][..]),
+        (
+            "sha1mac.pfx",
+            &[
+                "-macalg",
+                "sha1",
+                "-keypbe",
+                "AES-128-CBC",
+                "-certpbe",
+                "AES-128-CBC",
+            ][..],
+        ),
+    ] {
+        let pfx = export(name, extra);
+        let loaded = sign::pfx::load(&pfx, "s3cret").unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(loaded.cert_der(), id.cert_der(), "{name}");
+        assert!(loaded.key_matches());
+        let e = sign::pfx::load(&pfx, "wrong").unwrap_err();
+        assert!(e.contains("wrong password"), "{name}: {e}");
+    }
+    let legacy = export("legacy.pfx", &["-legacy"]);
+    let e = sign::pfx::load(&legacy, "s3cret").unwrap_err();
+    assert!(e.contains("legacy"), "{e}");
+    assert!(sign::pfx::load(b"not a pfx", "").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -37,6 +37,15 @@ pub struct SigningIdentity {
     pub cert: Certificate,
 }
 
+/// Shows the certificate's subject, never the key.
+impl std::fmt::Debug for SigningIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningIdentity")
+            .field("subject", &self.subject())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SigningIdentity {
     /// The certificate as DER (what `mdlpool-test.cer` holds).
     pub fn cert_der(&self) -> Vec<u8> {
