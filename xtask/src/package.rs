@@ -392,7 +392,7 @@ fn print_signature(s: &crate::sign::Signed) {
         s.source
     );
     println!(
-        "  {:<12} {:>8} bytes, certificate sha256 {}",
+        "  certificate  {} ({} bytes, DER), sha256 {}",
         crate::sign::CER_FILE,
         s.cer.len(),
         s.signer_sha256
