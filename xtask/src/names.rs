@@ -28,7 +28,7 @@ pub const SYS_FILE: &str = "mdlpool.sys";
 pub const PDB_FILE: &str = "mdlpool.pdb";
 /// The stamped INF file name inside the package.
 pub const INF_FILE: &str = "mdlpool.inf";
-/// The catalog the INF names (`CatalogFile=`); produced by inf2cat on Windows.
+/// The catalog the INF names (`CatalogFile=`); written by `xtask::sign` (or inf2cat in the WDK flow).
 pub const CAT_FILE: &str = "mdlpool.cat";
 
 /// NetService setup class GUID (Class = NetService).
