@@ -26,8 +26,9 @@ commands:
   verify [--target amd64|arm64] [--verbose] <dir>
       Run the package verifier over an existing package directory holding
       mdlpool.sys, mdlpool.pdb and mdlpool.inf (e.g. the WDK flow's output);
-      if it holds mdlpool.cat, also the image's and the catalog's signatures
-      and the catalog's members against the files.
+      if it holds mdlpool.cat and mdlpool-test.cer (a package xtask signed),
+      also the image's and the catalog's signatures and the catalog's members
+      against the files.
       --target defaults to amd64.
 ";
 
