@@ -12,6 +12,16 @@
 #[cfg(not(target_os = "windows"))]
 extern crate std;
 
+// The WDK flow's kernel runtime (`wdk` feature, Windows targets): wdk-panic is linked only for its
+// `#[panic_handler]` (KeBugCheckEx), so it is named here; wdk-alloc supplies the global allocator
+// (ExAllocatePool2, nonpaged). Without the feature ndis-sys::rt provides both.
+#[cfg(all(target_os = "windows", feature = "wdk"))]
+extern crate wdk_panic;
+
+#[cfg(all(target_os = "windows", feature = "wdk"))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: wdk_alloc::WdkAllocator = wdk_alloc::WdkAllocator;
+
 pub mod driver;
 pub mod filter;
 pub mod mdl_handlers;
