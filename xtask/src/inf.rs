@@ -292,6 +292,35 @@ fn substitute(
     Ok(out)
 }
 
+/// The lowest Windows build a `[Manufacturer]` TargetOSVersion decoration
+/// (`NT[arch][.[major][.[minor][.[productType][.[suiteMask][.[build]]]]]]`)
+/// installs on for the architecture `arch` (`amd64`, `arm64`), or `None` when
+/// the decoration is for another architecture (or not an `NT` decoration).
+/// An undecorated version, or one before Windows 10, gives 0 (any build); a
+/// Windows 10 version without a build number gives 10240, its first build.
+pub fn target_os_min_build(decoration: &str, arch: &str) -> Option<u32> {
+    let d = decoration.trim().to_ascii_lowercase();
+    let rest = d.strip_prefix("nt")?;
+    let (dec_arch, version) = match rest.split_once('.') {
+        Some((a, v)) => (a, Some(v)),
+        None => (rest, None),
+    };
+    if !dec_arch.is_empty() && dec_arch != arch.to_ascii_lowercase() {
+        return None;
+    }
+    let Some(version) = version else {
+        return Some(0);
+    };
+    let parts: Vec<&str> = version.split('.').collect();
+    let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok());
+    match (num(0), num(1), num(4)) {
+        (None, _, _) => Some(0),
+        (Some(major), _, _) if major < 10 => Some(0),
+        (Some(_), _, Some(build)) => Some(build),
+        (Some(_), _, None) => Some(10240),
+    }
+}
+
 /// Inputs of the stamping step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stamp<'a> {
@@ -464,6 +493,20 @@ mod tests {
             "NTarm64"
         );
         assert!(out.contains("\r\n"));
+    }
+
+    #[test]
+    fn target_os_decorations_give_their_lowest_build() {
+        assert_eq!(target_os_min_build("NTamd64.10.0...19041", "amd64"), Some(19041));
+        assert_eq!(target_os_min_build("ntARM64.10.0...25319", "arm64"), Some(25319));
+        assert_eq!(target_os_min_build("NTamd64", "amd64"), Some(0));
+        assert_eq!(target_os_min_build("NT", "arm64"), Some(0));
+        assert_eq!(target_os_min_build("NT.10.0...19041", "arm64"), Some(19041));
+        assert_eq!(target_os_min_build("NTamd64.6.3", "amd64"), Some(0));
+        assert_eq!(target_os_min_build("NTamd64.10.0", "amd64"), Some(10240));
+        assert_eq!(target_os_min_build("NTamd64.10.0...19041", "arm64"), None);
+        assert_eq!(target_os_min_build("NTx86", "amd64"), None);
+        assert_eq!(target_os_min_build("Standard", "amd64"), None);
     }
 
     #[test]

@@ -5,14 +5,35 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use crate::verify::Arch;
+
 /// The modules a kernel driver of this project may import from, as their
 /// allow-list files are named.
 pub const MODULES: &[&str] = &["ntoskrnl.exe", "hal.dll", "ndis.sys"];
 
+/// What the allow-list says about one exported name (the attributes after
+/// the name on its line: `min=<build>`, `arch=<amd64|arm64>[,...]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Export {
+    /// The first Windows build that exports the name (`min=19041`); `None`
+    /// when it is older than any Windows 10 build.
+    pub min_build: Option<u32>,
+    /// The architectures whose module exports the name (`arch=arm64`);
+    /// `None` for every architecture.
+    pub arches: Option<BTreeSet<Arch>>,
+}
+
+impl Export {
+    /// Is the name exported on `arch`?
+    pub fn on(&self, arch: Arch) -> bool {
+        self.arches.as_ref().is_none_or(|a| a.contains(&arch))
+    }
+}
+
 /// Known exports per module (module names lowercased).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KnownExports {
-    modules: BTreeMap<String, BTreeSet<String>>,
+    modules: BTreeMap<String, BTreeMap<String, Export>>,
 }
 
 impl KnownExports {
@@ -38,25 +59,45 @@ impl KnownExports {
         Self::load(&Self::default_dir())
     }
 
-    /// Add the names of one list file (one per line, `#` comments).
+    /// Add the names of one list file: one name per line, optionally followed
+    /// by `min=<build>` and `arch=<arch>[,<arch>]`; `#` starts a comment.
     pub fn add_list(&mut self, module: &str, text: &str) -> Result<(), String> {
         let set = self.modules.entry(module.to_ascii_lowercase()).or_default();
         for (i, line) in text.lines().enumerate() {
-            let name = line.split('#').next().unwrap_or("").trim();
-            if name.is_empty() {
+            let mut words = line.split('#').next().unwrap_or("").split_whitespace();
+            let Some(name) = words.next() else {
                 continue;
+            };
+            let at = |msg: String| format!("{module}.txt line {}: {msg}", i + 1);
+            if !name.is_ascii() || name.contains('=') {
+                return Err(at(format!("{name:?} is not an export name")));
             }
-            if name.contains(char::is_whitespace) || !name.is_ascii() {
-                return Err(format!(
-                    "{module}.txt line {}: {name:?} is not one export name",
-                    i + 1
-                ));
+            let mut export = Export::default();
+            for word in words {
+                match word.split_once('=') {
+                    Some(("min", v)) if export.min_build.is_none() => {
+                        export.min_build = Some(v.parse().map_err(|_| {
+                            at(format!("{name}: min={v:?} is not a build number"))
+                        })?);
+                    }
+                    Some(("arch", v)) if export.arches.is_none() => {
+                        let mut arches = BTreeSet::new();
+                        for a in v.split(',') {
+                            arches.insert(Arch::parse(a).ok_or_else(|| {
+                                at(format!("{name}: arch {a:?} is not amd64 or arm64"))
+                            })?);
+                        }
+                        export.arches = Some(arches);
+                    }
+                    _ => {
+                        return Err(at(format!(
+                            "{name}: {word:?} is not one min=<build> or arch=<arch>[,<arch>]"
+                        )))
+                    }
+                }
             }
-            if !set.insert(name.to_string()) {
-                return Err(format!(
-                    "{module}.txt line {}: {name} is listed twice",
-                    i + 1
-                ));
+            if set.insert(name.to_string(), export).is_some() {
+                return Err(at(format!("{name} is listed twice")));
             }
         }
         Ok(())
@@ -67,23 +108,48 @@ impl KnownExports {
         self.modules.contains_key(&module.to_ascii_lowercase())
     }
 
-    /// Is `name` a known export of `module`? (Module case-insensitive, name exact.)
-    pub fn contains(&self, module: &str, name: &str) -> bool {
+    /// What the list says about `module!name` (module case-insensitive,
+    /// name exact), on any architecture.
+    pub fn get(&self, module: &str, name: &str) -> Option<&Export> {
         self.modules
             .get(&module.to_ascii_lowercase())
-            .is_some_and(|s| s.contains(name))
+            .and_then(|m| m.get(name))
+    }
+
+    /// Is `name` a known export of `module` on some architecture?
+    pub fn contains(&self, module: &str, name: &str) -> bool {
+        self.get(module, name).is_some()
+    }
+
+    /// Is `name` a known export of `module` on `arch`?
+    pub fn allows(&self, arch: Arch, module: &str, name: &str) -> bool {
+        self.get(module, name).is_some_and(|e| e.on(arch))
+    }
+
+    /// The first Windows build exporting `module!name`, when the list names one.
+    pub fn min_build(&self, module: &str, name: &str) -> Option<u32> {
+        self.get(module, name).and_then(|e| e.min_build)
+    }
+
+    /// The modules that export `name` on `arch`, by the lists.
+    pub fn modules_exporting(&self, arch: Arch, name: &str) -> Vec<String> {
+        self.modules
+            .iter()
+            .filter(|(_, names)| names.get(name).is_some_and(|e| e.on(arch)))
+            .map(|(m, _)| m.clone())
+            .collect()
     }
 
     /// Number of names known for a module.
     pub fn len(&self, module: &str) -> usize {
         self.modules
             .get(&module.to_ascii_lowercase())
-            .map_or(0, BTreeSet::len)
+            .map_or(0, BTreeMap::len)
     }
 
     /// Is the list empty?
     pub fn is_empty(&self) -> bool {
-        self.modules.values().all(BTreeSet::is_empty)
+        self.modules.values().all(BTreeMap::is_empty)
     }
 }
 
@@ -165,10 +231,49 @@ mod tests {
 
     #[test]
     fn duplicate_and_malformed_names_are_rejected() {
+        for bad in [
+            "A\nA\n",
+            "A B\n",
+            "A min=x\n",
+            "A min=1 min=2\n",
+            "A arch=x86\n",
+            "min=1\n",
+        ] {
+            let mut k = KnownExports::default();
+            assert!(k.add_list("x.sys", bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn attributes_give_min_build_and_architectures() {
         let mut k = KnownExports::default();
-        assert!(k.add_list("x.sys", "A\nA\n").is_err());
-        let mut k = KnownExports::default();
-        assert!(k.add_list("x.sys", "A B\n").is_err());
+        k.add_list(
+            "hal.dll",
+            "Plain\nNew min=19041 # comment\nArmOnly arch=arm64\nBoth arch=amd64,arm64 min=9200\n",
+        )
+        .unwrap();
+        assert_eq!(k.min_build("HAL.DLL", "New"), Some(19041));
+        assert_eq!(k.min_build("hal.dll", "Plain"), None);
+        assert!(k.allows(Arch::Arm64, "hal.dll", "ArmOnly"));
+        assert!(!k.allows(Arch::Amd64, "hal.dll", "ArmOnly"));
+        assert!(k.contains("hal.dll", "ArmOnly"));
+        assert!(k.allows(Arch::Amd64, "hal.dll", "Both") && k.allows(Arch::Arm64, "hal.dll", "Both"));
+        assert_eq!(k.modules_exporting(Arch::Arm64, "ArmOnly"), vec!["hal.dll"]);
+        assert!(k.modules_exporting(Arch::Amd64, "ArmOnly").is_empty());
+    }
+
+    /// The arm64 IRQL routines are hal.dll exports and nothing else lists them
+    /// for arm64 (known-exports/README.md has the evidence).
+    #[test]
+    fn arm64_irql_routines_are_hal_exports_only() {
+        let known = KnownExports::load_default().unwrap();
+        for name in crate::verify::ARM64_HAL_IRQL {
+            assert_eq!(known.modules_exporting(Arch::Arm64, name), vec!["hal.dll"], "{name}");
+        }
+        for name in ["KeLowerIrql", "KeRaiseIrql", "KeRaiseIrqlToDpcLevel"] {
+            assert!(known.modules_exporting(Arch::Arm64, name).is_empty(), "{name}");
+        }
+        assert_eq!(known.min_build("ntoskrnl.exe", "ExAllocatePool2"), Some(19041));
     }
 
     #[test]

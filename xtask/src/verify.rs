@@ -63,6 +63,22 @@ impl Arch {
     }
 }
 
+/// The IRQL routines an arm64 image imports, all from hal.dll (NTHALAPI on
+/// arm64; KeRaiseIrql / KeLowerIrql are macros over the Kf pair there). See
+/// `known-exports/README.md`.
+pub const ARM64_HAL_IRQL: [&str; 3] = ["KeGetCurrentIrql", "KfRaiseIrql", "KfLowerIrql"];
+
+/// Every kernel IRQL routine name the rule below looks at.
+const IRQL_ROUTINES: [&str; 7] = [
+    "KeGetCurrentIrql",
+    "KfRaiseIrql",
+    "KfLowerIrql",
+    "KeRaiseIrql",
+    "KeLowerIrql",
+    "KeRaiseIrqlToDpcLevel",
+    "KeRaiseIrqlToSynchLevel",
+];
+
 /// One check and its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
@@ -141,6 +157,7 @@ pub fn verify_package(
     verify_pe(arch, sys, known, &mut report);
     verify_pdb(sys, pdb, &mut report);
     verify_inf(arch, inf, &mut report);
+    verify_min_build(arch, inf, known, &mut report);
     verify_names(sys, inf, &mut report);
     report
 }
@@ -315,8 +332,15 @@ pub fn verify_pe(arch: Arch, sys: &[u8], known: &KnownExports, report: &mut Repo
             bad_modules.insert(module.clone());
         } else if let Some(ord) = name.strip_prefix('#') {
             by_ordinal.push(format!("{module}!#{ord}"));
-        } else if !known.contains(module, name) {
-            unknown.push(format!("{module}!{name}"));
+        } else if !known.allows(arch, module, name) {
+            let elsewhere = known.modules_exporting(arch, name);
+            unknown.push(if known.contains(module, name) {
+                format!("{module}!{name} (listed for other architectures only)")
+            } else if !elsewhere.is_empty() {
+                format!("{module}!{name} (on {} it is exported by {elsewhere:?})", arch.name())
+            } else {
+                format!("{module}!{name}")
+            });
         }
     }
     report.check(
@@ -335,6 +359,42 @@ pub fn verify_pe(arch: Arch, sys: &[u8], known: &KnownExports, report: &mut Repo
             "every imported name is in xtask/known-exports".to_string()
         } else {
             format!("imported names not in xtask/known-exports (the kernel may not export them): {unknown:?}")
+        },
+    );
+    // IRQL routines: x64 reads and writes CR8 inline (wdm.h FORCEINLINE), so an
+    // amd64 image imports none; on arm64 they are hal.dll exports and only the
+    // three NTHALAPI names exist (KeRaiseIrql / KeLowerIrql are macros).
+    let irql_imports: Vec<(String, String)> = imports
+        .iter()
+        .filter(|(_, n)| IRQL_ROUTINES.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let misplaced: Vec<String> = irql_imports
+        .iter()
+        .filter(|(m, n)| match arch {
+            Arch::Amd64 => true,
+            Arch::Arm64 => {
+                !(m.eq_ignore_ascii_case("hal.dll") && ARM64_HAL_IRQL.contains(&n.as_str()))
+            }
+        })
+        .map(|(m, n)| format!("{m}!{n}"))
+        .collect();
+    report.check(
+        "pe.imports.irql_module",
+        misplaced.is_empty(),
+        match (arch, misplaced.is_empty()) {
+            (Arch::Amd64, true) => "no IRQL routine imported (x64: CR8 inline)".to_string(),
+            (Arch::Amd64, false) => format!(
+                "the amd64 image imports IRQL routines {misplaced:?}; x64 drivers read and write CR8 inline"
+            ),
+            (Arch::Arm64, true) => format!(
+                "IRQL routines imported from hal.dll only: {:?}",
+                irql_imports.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>()
+            ),
+            (Arch::Arm64, false) => format!(
+                "the arm64 image imports IRQL routines {misplaced:?}; on arm64 they must be hal.dll!{{{}}} (NTHALAPI)",
+                ARM64_HAL_IRQL.join(", ")
+            ),
         },
     );
     report.check(
@@ -677,39 +737,28 @@ pub fn verify_inf(arch: Arch, text: &str, report: &mut Report) {
         format!("[Version] DriverVer {dv:?}, expected MM/DD/YYYY,w.x.y.z"),
     );
 
-    // [Manufacturer] -> models sections for this arch, with and without the
-    // 10.0...25319 target.
-    let arch_dec = format!("nt{}", arch.name());
+    // [Manufacturer] -> models sections for this arch: one for builds 25319 and
+    // later (driver store), one for the older builds the driver supports.
     let new_dec = format!("nt{}.10.0...25319", arch.name());
-    let mut models: Vec<(String, String)> = Vec::new(); // (decoration, section name)
-    match inf.section("Manufacturer") {
-        Some(m) => {
-            for line in &m.lines {
-                let Some(base) = line.values.first() else {
-                    continue;
-                };
-                for dec in line.values.iter().skip(1) {
-                    models.push((dec.to_ascii_lowercase(), format!("{base}.{dec}")));
-                }
-            }
-        }
-        None => report.fail("inf.manufacturer", "no [Manufacturer] section"),
+    let models = manufacturer_models(&inf, arch);
+    if inf.section("Manufacturer").is_none() {
+        report.fail("inf.manufacturer", "no [Manufacturer] section");
     }
-    let find_models = |dec: &str| {
-        models
-            .iter()
-            .find(|(d, _)| d == dec)
-            .map(|(_, s)| s.clone())
-    };
-    let new_models = find_models(&new_dec);
-    let old_models = find_models(&arch_dec);
+    let new_models = models
+        .iter()
+        .find(|(d, _, _)| *d == new_dec)
+        .map(|(_, s, _)| s.clone());
+    let old_models = models
+        .iter()
+        .filter(|(d, _, _)| *d != new_dec)
+        .min_by_key(|(_, _, b)| *b)
+        .map(|(_, s, _)| s.clone());
     report.check(
         "inf.manufacturer.targets",
         new_models.is_some() && old_models.is_some(),
         format!(
-            "[Manufacturer] must target {} and {} (found {:?})",
-            new_dec,
-            arch_dec,
+            "[Manufacturer] must target {new_dec} and an older NT{} decoration (found {:?})",
+            arch.name(),
             models.iter().map(|m| &m.0).collect::<Vec<_>>()
         ),
     );
@@ -791,6 +840,63 @@ pub fn verify_inf(arch: Arch, text: &str, report: &mut Report) {
             names::UNIQUE_NAME
         ),
     );
+}
+
+/// The models sections `[Manufacturer]` names for `arch`: (decoration
+/// lowercased, section name, lowest Windows build it targets).
+fn manufacturer_models(inf: &Inf, arch: Arch) -> Vec<(String, String, u32)> {
+    let mut models = Vec::new();
+    if let Some(m) = inf.section("Manufacturer") {
+        for line in &m.lines {
+            let Some(base) = line.values.first() else {
+                continue;
+            };
+            for dec in line.values.iter().skip(1) {
+                if let Some(build) = crate::inf::target_os_min_build(dec, arch.name()) {
+                    models.push((dec.to_ascii_lowercase(), format!("{base}.{dec}"), build));
+                }
+            }
+        }
+    }
+    models
+}
+
+/// The INF must not install the driver where it cannot load: its lowest
+/// target build for `arch` (the TargetOSVersion decorations in
+/// `[Manufacturer]`) must not be below the first build that exports every
+/// routine the image imports (`min=` in the known-exports lists).
+pub fn verify_min_build(arch: Arch, inf_text: &str, known: &KnownExports, report: &mut Report) {
+    let need = report
+        .facts
+        .imports
+        .iter()
+        .filter_map(|(m, n)| known.min_build(m, n).map(|b| (b, format!("{m}!{n}"))))
+        .max();
+    let Ok(inf) = Inf::parse(inf_text) else {
+        return report.fail("inf.min_build", "INF syntax error (see inf.parse)");
+    };
+    let lowest = manufacturer_models(&inf, arch)
+        .into_iter()
+        .min_by_key(|(_, _, b)| *b);
+    match (lowest, need) {
+        (None, _) => report.fail(
+            "inf.min_build",
+            format!("[Manufacturer] has no models decoration for {}", arch.name()),
+        ),
+        (Some((dec, _, low)), Some((need, import))) => report.check(
+            "inf.min_build",
+            low >= need,
+            format!(
+                "lowest target NT{} build {low} ([Manufacturer] {dec}); the image imports {import}, exported from build {need} on: the INF must not target older builds",
+                arch.name()
+            ),
+        ),
+        (Some((dec, _, low)), None) => report.check(
+            "inf.min_build",
+            true,
+            format!("lowest target build {low} ({dec}); no import names a minimum build"),
+        ),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,7 +1,10 @@
 //! IRQL intrinsics. On x64 Windows KeGetCurrentIrql / KeRaiseIrql / KeLowerIrql are CR8 accesses
-//! (FORCEINLINE in wdm.h, not exports); on arm64 Windows they are ntoskrnl exports (INFERRED from the
-//! arm64 wdm.h declaring them NTHALAPI; the package's allow-list records the evidence); on every other
-//! target they call hooks that ndis-sim defines per virtual CPU.
+//! (FORCEINLINE in wdm.h, not imports). On arm64 Windows KeGetCurrentIrql, KfRaiseIrql and
+//! KfLowerIrql are NTHALAPI routines, hal.dll exports, and KeRaiseIrql / KeLowerIrql are macros
+//! over the Kf pair (INFERRED from public reconstructions of the arm64 wdm.h declarations and of
+//! hal.dll's export table; evidence in xtask/known-exports/README.md), so the image imports exactly
+//! those three from hal.dll, and the package verifier refuses them from any other module. On every
+//! other target they call hooks that ndis-sim defines per virtual CPU.
 
 use crate::types::*;
 
@@ -34,11 +37,12 @@ mod imp {
 mod imp {
     use super::KIRQL;
 
-    #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+    // NTHALAPI on arm64: hal.dll (see the module docs).
+    #[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim")]
     extern "system" {
         fn KeGetCurrentIrql() -> KIRQL;
         fn KfRaiseIrql(NewIrql: KIRQL) -> KIRQL;
-        fn KeLowerIrql(NewIrql: KIRQL);
+        fn KfLowerIrql(NewIrql: KIRQL);
     }
 
     #[inline(always)]
@@ -55,7 +59,7 @@ mod imp {
             if new >= KeGetCurrentIrql() {
                 KfRaiseIrql(new);
             } else {
-                KeLowerIrql(new);
+                KfLowerIrql(new);
             }
         }
     }
