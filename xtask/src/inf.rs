@@ -497,8 +497,14 @@ mod tests {
 
     #[test]
     fn target_os_decorations_give_their_lowest_build() {
-        assert_eq!(target_os_min_build("NTamd64.10.0...19041", "amd64"), Some(19041));
-        assert_eq!(target_os_min_build("ntARM64.10.0...25319", "arm64"), Some(25319));
+        assert_eq!(
+            target_os_min_build("NTamd64.10.0...19041", "amd64"),
+            Some(19041)
+        );
+        assert_eq!(
+            target_os_min_build("ntARM64.10.0...25319", "arm64"),
+            Some(25319)
+        );
         assert_eq!(target_os_min_build("NTamd64", "amd64"), Some(0));
         assert_eq!(target_os_min_build("NT", "arm64"), Some(0));
         assert_eq!(target_os_min_build("NT.10.0...19041", "arm64"), Some(19041));

@@ -76,9 +76,10 @@ impl KnownExports {
             for word in words {
                 match word.split_once('=') {
                     Some(("min", v)) if export.min_build.is_none() => {
-                        export.min_build = Some(v.parse().map_err(|_| {
-                            at(format!("{name}: min={v:?} is not a build number"))
-                        })?);
+                        export.min_build =
+                            Some(v.parse().map_err(|_| {
+                                at(format!("{name}: min={v:?} is not a build number"))
+                            })?);
                     }
                     Some(("arch", v)) if export.arches.is_none() => {
                         let mut arches = BTreeSet::new();
@@ -257,7 +258,9 @@ mod tests {
         assert!(k.allows(Arch::Arm64, "hal.dll", "ArmOnly"));
         assert!(!k.allows(Arch::Amd64, "hal.dll", "ArmOnly"));
         assert!(k.contains("hal.dll", "ArmOnly"));
-        assert!(k.allows(Arch::Amd64, "hal.dll", "Both") && k.allows(Arch::Arm64, "hal.dll", "Both"));
+        assert!(
+            k.allows(Arch::Amd64, "hal.dll", "Both") && k.allows(Arch::Arm64, "hal.dll", "Both")
+        );
         assert_eq!(k.modules_exporting(Arch::Arm64, "ArmOnly"), vec!["hal.dll"]);
         assert!(k.modules_exporting(Arch::Amd64, "ArmOnly").is_empty());
     }
@@ -268,12 +271,22 @@ mod tests {
     fn arm64_irql_routines_are_hal_exports_only() {
         let known = KnownExports::load_default().unwrap();
         for name in crate::verify::ARM64_HAL_IRQL {
-            assert_eq!(known.modules_exporting(Arch::Arm64, name), vec!["hal.dll"], "{name}");
+            assert_eq!(
+                known.modules_exporting(Arch::Arm64, name),
+                vec!["hal.dll"],
+                "{name}"
+            );
         }
         for name in ["KeLowerIrql", "KeRaiseIrql", "KeRaiseIrqlToDpcLevel"] {
-            assert!(known.modules_exporting(Arch::Arm64, name).is_empty(), "{name}");
+            assert!(
+                known.modules_exporting(Arch::Arm64, name).is_empty(),
+                "{name}"
+            );
         }
-        assert_eq!(known.min_build("ntoskrnl.exe", "ExAllocatePool2"), Some(19041));
+        assert_eq!(
+            known.min_build("ntoskrnl.exe", "ExAllocatePool2"),
+            Some(19041)
+        );
     }
 
     #[test]

@@ -333,13 +333,22 @@ pub fn verify_pe(arch: Arch, sys: &[u8], known: &KnownExports, report: &mut Repo
         } else if let Some(ord) = name.strip_prefix('#') {
             by_ordinal.push(format!("{module}!#{ord}"));
         } else if !known.allows(arch, module, name) {
+            let mut notes = Vec::new();
+            if known.contains(module, name) {
+                notes.push(format!("{module} exports it on other architectures only"));
+            }
             let elsewhere = known.modules_exporting(arch, name);
-            unknown.push(if known.contains(module, name) {
-                format!("{module}!{name} (listed for other architectures only)")
-            } else if !elsewhere.is_empty() {
-                format!("{module}!{name} (on {} it is exported by {elsewhere:?})", arch.name())
-            } else {
+            if !elsewhere.is_empty() {
+                notes.push(format!(
+                    "on {} it is exported by {}",
+                    arch.name(),
+                    elsewhere.join(", ")
+                ));
+            }
+            unknown.push(if notes.is_empty() {
                 format!("{module}!{name}")
+            } else {
+                format!("{module}!{name} ({})", notes.join("; "))
             });
         }
     }

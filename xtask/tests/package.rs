@@ -502,3 +502,176 @@ fn the_inf_is_stamped_for_its_architecture() {
         );
     }
 }
+
+/// File offset of the `Name` field (an RVA) of the import descriptor for `dll`.
+fn import_descriptor_name_field(sys: &[u8], dll: &str) -> usize {
+    let file = PeFile64::parse(sys).unwrap();
+    let dir = file
+        .data_directory(object::pe::IMAGE_DIRECTORY_ENTRY_IMPORT)
+        .expect("an import directory");
+    let start = rva_to_offset(sys, dir.virtual_address.get(LE));
+    // IMAGE_IMPORT_DESCRIPTOR: 20 bytes, Name at +12; a zeroed one ends the table.
+    for at in (start..).step_by(20) {
+        let name_rva = u32::from_le_bytes(sys[at + 12..at + 16].try_into().unwrap());
+        assert_ne!(name_rva, 0, "the image does not import {dll}");
+        let off = rva_to_offset(sys, name_rva);
+        let end = off + sys[off..].iter().position(|&b| b == 0).unwrap();
+        if sys[off..end].eq_ignore_ascii_case(dll.as_bytes()) {
+            return at + 12;
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn the_arm64_image_imports_its_irql_routines_from_hal_dll() {
+    let Some(b) = built(Arch::Arm64) else { return };
+    let report = verify(Arch::Arm64, &b.sys, &b.pdb, &b.inf);
+    let mut irql: Vec<(String, String)> = report
+        .facts
+        .imports
+        .iter()
+        .filter(|(_, n)| n.contains("Irql"))
+        .cloned()
+        .collect();
+    irql.sort();
+    let want: Vec<(String, String)> = ["KeGetCurrentIrql", "KfLowerIrql", "KfRaiseIrql"]
+        .iter()
+        .map(|n| ("hal.dll".to_string(), n.to_string()))
+        .collect();
+    assert_eq!(irql, want);
+    let Some(amd) = built(Arch::Amd64) else {
+        return;
+    };
+    let report = verify(Arch::Amd64, &amd.sys, &amd.pdb, &amd.inf);
+    assert!(
+        !report.facts.imports.iter().any(|(_, n)| n.contains("Irql")),
+        "x64 reads and writes CR8 inline: {:?}",
+        report.facts.imports
+    );
+}
+
+/// The same image with its hal.dll descriptor pointed at the ntoskrnl.exe name:
+/// KeGetCurrentIrql / KfRaiseIrql / KfLowerIrql now come from ntoskrnl.exe, which
+/// does not export them on arm64. Refused by the allow-list and by the IRQL rule.
+#[test]
+fn an_arm64_image_importing_irql_routines_from_ntoskrnl_is_refused() {
+    let Some(b) = built(Arch::Arm64) else { return };
+    let mut sys = b.sys.clone();
+    let hal = import_descriptor_name_field(&sys, "hal.dll");
+    let nt = import_descriptor_name_field(&sys, "ntoskrnl.exe");
+    let nt_name: [u8; 4] = sys[nt..nt + 4].try_into().unwrap();
+    patch(&mut sys, hal, &nt_name);
+    let report = verify(Arch::Arm64, &sys, &b.pdb, &b.inf);
+    assert!(report
+        .facts
+        .imports
+        .contains(&("ntoskrnl.exe".to_string(), "KfRaiseIrql".to_string())));
+    assert_eq!(
+        failed(&report),
+        set(&["pe.imports.known", "pe.imports.irql_module"]),
+        "{}",
+        report.failure_text()
+    );
+    assert_message_mentions(
+        &report,
+        "pe.imports.irql_module",
+        "ntoskrnl.exe!KeGetCurrentIrql",
+    );
+    assert_message_mentions(&report, "pe.imports.known", "ntoskrnl.exe!KfLowerIrql");
+    assert_message_mentions(
+        &report,
+        "pe.imports.known",
+        "on arm64 it is exported by hal.dll",
+    );
+
+    // The IRQL rule does not lean on the allow-list: a list that (wrongly) gave
+    // ntoskrnl.exe the three names for arm64 still does not let the image through.
+    let mut lenient = KnownExports::default();
+    for m in xtask::known::MODULES {
+        let dir = KnownExports::default_dir();
+        let text = std::fs::read_to_string(dir.join(format!("{m}.txt"))).unwrap();
+        let text = if *m == "ntoskrnl.exe" {
+            text.replace("arch=amd64", "") + "KfLowerIrql\n"
+        } else {
+            text
+        };
+        lenient.add_list(m, &text).unwrap();
+    }
+    let report = verify::verify_package(Arch::Arm64, &sys, &b.pdb, &b.inf, &lenient);
+    assert_eq!(
+        failed(&report),
+        set(&["pe.imports.irql_module"]),
+        "{}",
+        report.failure_text()
+    );
+}
+
+/// An amd64 image that imports an IRQL routine (here: an ntoskrnl.exe import renamed
+/// to KfRaiseIrql, an x64 export) is refused: x64 drivers use CR8 inline.
+#[test]
+fn an_amd64_image_importing_an_irql_routine_is_refused() {
+    let Some(b) = built(Arch::Amd64) else { return };
+    let real = verify(Arch::Amd64, &b.sys, &b.pdb, &b.inf);
+    let (_, victim) = real
+        .facts
+        .imports
+        .iter()
+        .find(|(m, n)| {
+            m == "ntoskrnl.exe" && n.len() >= "KfRaiseIrql".len() && n != "ExAllocatePool2"
+        })
+        .expect("an ntoskrnl.exe import with a long enough name");
+    let mut sys = b.sys.clone();
+    let at = import_name_offset(&sys, victim);
+    let mut name = b"KfRaiseIrql".to_vec();
+    name.resize(victim.len(), 0);
+    patch(&mut sys, at, &name);
+    let report = verify(Arch::Amd64, &sys, &b.pdb, &b.inf);
+    assert_eq!(
+        failed(&report),
+        set(&["pe.imports.irql_module"]),
+        "{}",
+        report.failure_text()
+    );
+    assert_message_mentions(
+        &report,
+        "pe.imports.irql_module",
+        "ntoskrnl.exe!KfRaiseIrql",
+    );
+}
+
+/// The INF may not install the driver on builds whose kernel lacks an import:
+/// ExAllocatePool2 needs 19041, so an INF whose older models section targets any
+/// earlier build (or none, undecorated) is refused for both architectures.
+#[test]
+fn an_inf_targeting_builds_older_than_the_imports_need_is_refused() {
+    for arch in Arch::ALL {
+        let Some(b) = built(arch) else { continue };
+        let ok = verify(arch, &b.sys, &b.pdb, &b.inf);
+        assert!(ok.ok(), "{}", ok.failure_text());
+        let dec = format!("NT{}.10.0...19041", arch.name());
+        assert!(b.inf.contains(&dec), "the stamped INF targets {dec}");
+        for older in [
+            format!("NT{}.10.0...18362", arch.name()),
+            format!("NT{}.10.0", arch.name()),
+            format!("NT{}", arch.name()),
+        ] {
+            let inf = b.inf.replace(&dec, &older);
+            let report = verify(arch, &b.sys, &b.pdb, &inf);
+            assert_eq!(
+                failed(&report),
+                set(&["inf.min_build"]),
+                "{older}: {}",
+                report.failure_text()
+            );
+            assert_message_mentions(&report, "inf.min_build", "ntoskrnl.exe!ExAllocatePool2");
+            assert_message_mentions(&report, "inf.min_build", "19041");
+        }
+        // A newer floor is fine.
+        let inf = b
+            .inf
+            .replace(&dec, &format!("NT{}.10.0...22000", arch.name()));
+        let report = verify(arch, &b.sys, &b.pdb, &inf);
+        assert!(report.ok(), "{}", report.failure_text());
+    }
+}
