@@ -8,6 +8,7 @@
 //! - [`known`]: the allow-list of kernel exports.
 //! - [`names`]: the names the driver, the INF and the verifier share.
 //! - [`windbg_check`]: the NatVis and debugger script against the PDB; shipped in each package.
+//! - [`wdk_inx`]: `mdlpool.inx`, the copy of `driver.inx` that cargo-wdk requires.
 
 pub mod inf;
 pub mod known;
@@ -15,4 +16,5 @@ pub mod names;
 pub mod package;
 pub mod sign;
 pub mod verify;
+pub mod wdk_inx;
 pub mod windbg_check;

@@ -23,6 +23,9 @@ commands:
       `test` uses the project's test certificate under target/sign/ (created
       once, then reused), `<pfx>` a PKCS#12 file whose password is read from
       MDLPOOL_PFX_PASSWORD, `off` writes no catalog and no signature.
+  inx
+      Write mdlpool.inx, an exact copy of driver.inx, next to the root Cargo.toml:
+      cargo-wdk (`cargo wdk build`) requires <package>.inx there. Git-ignored.
   verify [--target amd64|arm64] [--verbose] <dir>
       Run the package verifier over an existing package directory holding
       mdlpool.sys, mdlpool.pdb and mdlpool.inf (e.g. the WDK flow's output);
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("package") => parse_package(&args[1..]).and_then(|o| package::run(&o)),
         Some("bench") => bench::run(&args[1..]),
         Some("simulate") => simulate::parse(&args[1..]).and_then(|o| simulate::run(&o)),
+        Some("inx") if args.len() == 1 => xtask::wdk_inx::run(),
         Some("verify") => parse_verify(&args[1..])
             .and_then(|(arch, dir, verbose)| package::verify_dir(arch, &dir, verbose)),
         Some("help" | "--help" | "-h") => {
