@@ -69,7 +69,11 @@ fn churn_pause_restart_reattach_unload_under_traffic() {
                         send: NblShape {
                             nbls: 2,
                             nbs_per_nbl: 1 + (r % 3) as usize,
-                            mdl_lengths: if r % 2 == 0 { vec![6, 90] } else { vec![] },
+                            mdl_lengths: if r.is_multiple_of(2) {
+                                vec![6, 90]
+                            } else {
+                                vec![]
+                            },
                             data_offset: (r % 4) as u32 * 3,
                             ..NblShape::default()
                         },

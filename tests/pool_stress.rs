@@ -144,7 +144,7 @@ fn stress(config: PoolConfig) {
                 };
                 for _ in 0..ops_per_worker() {
                     let r = rng.next();
-                    if held.len() < 8 || (held.len() < 200 && r % 2 == 0) {
+                    if held.len() < 8 || (held.len() < 200 && r.is_multiple_of(2)) {
                         let size = match r >> 60 {
                             0 => 2049 + (r >> 8) as u32 % 7000,
                             _ => 1 + (r >> 8) as u32 % 2048,
@@ -161,13 +161,13 @@ fn stress(config: PoolConfig) {
                         });
                     } else {
                         let h = held.swap_remove((r >> 16) as usize % held.len());
-                        if r % 3 == 0 {
+                        if r.is_multiple_of(3) {
                             to_next.send(h).unwrap(); // freed by the next CPU
                         } else {
                             free_one(h);
                         }
                     }
-                    if r % 16 == 0 {
+                    if r.is_multiple_of(16) {
                         while let Ok(h) = inbox.try_recv() {
                             free_one(h);
                         }

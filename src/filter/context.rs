@@ -52,8 +52,9 @@ pub struct NblContextHeader {
 
 const HEADER_BYTES: usize = core::mem::size_of::<NblContextHeader>();
 const RECORD_BYTES: usize = core::mem::size_of::<RetreatRecord>();
-const _: () = assert!(HEADER_BYTES == 24 && HEADER_BYTES % core::mem::size_of::<PVOID>() == 0);
-const _: () = assert!(RECORD_BYTES % core::mem::size_of::<PVOID>() == 0);
+const _: () =
+    assert!(HEADER_BYTES == 24 && HEADER_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
+const _: () = assert!(RECORD_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
 
 /// Most NBs per NBL the context can describe (`ContextSize` is a USHORT).
 pub const MAX_NBS: usize = (u16::MAX as usize - HEADER_BYTES) / RECORD_BYTES;

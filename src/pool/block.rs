@@ -181,13 +181,14 @@ pub enum Rejected {
 #[inline]
 pub(crate) unsafe fn lookup(mdl: *mut MDL, magic: u32) -> Result<*mut BlockHeader, Rejected> {
     let addr = mdl as usize;
-    if addr % 16 != 0 || addr & (PAGE_SIZE - 1) < HEADER_BYTES {
+    if !addr.is_multiple_of(16) || addr & (PAGE_SIZE - 1) < HEADER_BYTES {
         return Err(Rejected::Foreign);
     }
     // SAFETY: `mdl` is a readable MDL (caller).
     let distance = unsafe { (*mdl).MappedSystemVa } as usize;
     let distance = distance.wrapping_sub(addr);
-    if !(MIN_DATA_DISTANCE..=MAX_DATA_DISTANCE).contains(&distance) || distance % 16 != 0 {
+    if !(MIN_DATA_DISTANCE..=MAX_DATA_DISTANCE).contains(&distance) || !distance.is_multiple_of(16)
+    {
         return Err(Rejected::Foreign);
     }
     let header = mdl

@@ -732,7 +732,7 @@ impl<P: Platform> Pool<P> {
     fn inject_fault(&self) -> bool {
         let n = self.fault_counter.fetch_add(1, CoreOrdering::Relaxed) + 1;
         let f = &self.config.fault;
-        if f.fail_every_nth != 0 && n % f.fail_every_nth as u64 == 0 {
+        if f.fail_every_nth != 0 && n.is_multiple_of(f.fail_every_nth as u64) {
             return true;
         }
         f.fail_rate_ppm != 0 && splitmix64(f.seed ^ n) % 1_000_000 < f.fail_rate_ppm as u64

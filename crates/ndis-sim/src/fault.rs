@@ -96,7 +96,7 @@ impl FaultRule {
         match self {
             FaultRule::Nth(n) => req.index == *n,
             FaultRule::From(n) => req.index >= *n,
-            FaultRule::Every(n) => *n >= 1 && (req.index + 1) % *n == 0,
+            FaultRule::Every(n) => *n >= 1 && (req.index + 1).is_multiple_of(*n),
             FaultRule::Rate { per_million, seed } => {
                 splitmix64(seed ^ splitmix64(req.index ^ ((req.site as u64) << 56))) % 1_000_000
                     < *per_million as u64

@@ -99,7 +99,7 @@ fn acquire_cpu(cpu: usize) {
             std::process::abort();
         }
         spins += 1;
-        if spins % 1024 == 0 {
+        if spins.is_multiple_of(1024) {
             // A diagnostic, not an assertion: a thread stuck this long means a lost lower.
             let t = *since.get_or_insert_with(Instant::now);
             if t.elapsed() > Duration::from_secs(120) {

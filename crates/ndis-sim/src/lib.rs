@@ -570,7 +570,8 @@ fn traffic_step(id: usize, t: &Traffic, rng: &mut u64) {
             stack::pump_sends(id, 1 + (r >> 20) as usize % 4, &mut seed);
         }
         4 | 5 if running => {
-            let res = t.resources_one_in != 0 && (r >> 24) % t.resources_one_in as u64 == 0;
+            let res =
+                t.resources_one_in != 0 && (r >> 24).is_multiple_of(t.resources_one_in as u64);
             let flags = if res { NDIS_RECEIVE_FLAGS_RESOURCES } else { 0 };
             kernel::at_irql(DISPATCH_LEVEL, || {
                 stack::miniport_indicate(id, &t.receive, flags)

@@ -726,7 +726,7 @@ pub(crate) fn alloc_nbl(
             return std::ptr::null_mut();
         }
     };
-    if ctx_size % 8 != 0 || ctx_backfill % 8 != 0 {
+    if !ctx_size.is_multiple_of(8) || !ctx_backfill.is_multiple_of(8) {
         verifier::report(rules::BAD_OBJECT, pool, format!("NBL context size {ctx_size}/backfill {ctx_backfill} not multiples of sizeof(PVOID)"));
     }
     if creator == Creator::Driver && fault::should_fail(AllocSite::Nbl, NBL_ALLOC_SIZE, prec.tag) {
@@ -1428,7 +1428,7 @@ crate::sim_exports! {
     /// when it fits, else allocates a new context block in front. IRQL <= DISPATCH_LEVEL.
     fn NdisAllocateNetBufferListContext(nbl: *mut NET_BUFFER_LIST, size: u16, backfill: u16, tag: u32) -> NDIS_STATUS {
         check_irql("NdisAllocateNetBufferListContext", DISPATCH_LEVEL, nbl as usize);
-        if size % 8 != 0 || backfill % 8 != 0 {
+        if !size.is_multiple_of(8) || !backfill.is_multiple_of(8) {
             verifier::report(rules::BAD_OBJECT, nbl as usize, "NdisAllocateNetBufferListContext: sizes not multiples of sizeof(PVOID)");
         }
         // SAFETY: the driver passes an NBL it owns.
