@@ -376,8 +376,9 @@ crate::sim_exports! {
         }
     }
 
-    /// `NdisFIndicateReceiveNetBufferLists`: IRQL <= DISPATCH_LEVEL; Running/Restarting, or Pausing
-    /// for pass-through; NumberOfNetBufferLists must match.
+    /// `NdisFIndicateReceiveNetBufferLists`: IRQL <= DISPATCH_LEVEL; Running/Restarting only (a
+    /// pass-through while Pausing/Paused is RECEIVE_PASSED_WHILE_PAUSING); NumberOfNetBufferLists
+    /// must match.
     fn NdisFIndicateReceiveNetBufferLists(handle: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, port: NDIS_PORT_NUMBER, count: u32, flags: u32) {
         let _ = port;
         check_irql("NdisFIndicateReceiveNetBufferLists", DISPATCH_LEVEL, nbls as usize);
@@ -386,13 +387,14 @@ crate::sim_exports! {
         let list = take_from_filter("NdisFIndicateReceiveNetBufferLists", nbls);
         let st = state_of(id);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
-        let allowed = match st {
-            ModuleState::Running | ModuleState::Restarting => true,
-            ModuleState::Pausing => !originated,
-            _ => false,
-        };
-        if !allowed {
-            verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated})"));
+        match st {
+            ModuleState::Running | ModuleState::Restarting => {}
+            // [PAUSING]: a Pausing (or Paused) module returns new receives from below at once
+            // (NdisFReturnNetBufferLists, or just returning for NDIS_RECEIVE_FLAGS_RESOURCES).
+            ModuleState::Pausing | ModuleState::Paused if !originated => {
+                verifier::report(rules::RECEIVE_PASSED_WHILE_PAUSING, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists passes receives from below up in state {st:?}; they must be returned (or, with RESOURCES, dropped)"));
+            }
+            _ => verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated})")),
         }
         for &n in &list {
             // SAFETY: registered NBL the filter held; sealed now that the protocol owns it.
@@ -956,12 +958,19 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     result
 }
 
-/// Steps 2 and 3 of [`stack::PauseHold`]: sends while Pausing (when the pause pended), then the
+/// Steps 2 and 3 of [`stack::PauseHold`]: sends and receives while Pausing (when the pause pended), then the
 /// held sends and receives given back one at a time on the simulated clock and the chosen CPU.
 fn release_held_across_pause(id: usize, h: &stack::PauseHold, pended: bool) {
     if let (true, Some(shape)) = (pended, &h.sends_while_pausing) {
         let n = stack::protocol_send(id, shape, 0);
         stack().adapters[id].pause_record.sent_while_pausing += n;
+    }
+    if let (true, Some((shape, flags))) = (pended, &h.receives_while_pausing) {
+        // The miniport below is still running while the filter pauses (NDIS pauses top-down).
+        let n = kernel::at_irql(DISPATCH_LEVEL, || {
+            stack::miniport_indicate(id, shape, *flags)
+        });
+        stack().adapters[id].pause_record.indicated_while_pausing += n;
     }
     let home = kernel::current_cpu();
     let cpu = h.release_cpu.unwrap_or(home);

@@ -156,7 +156,9 @@ pub struct AdapterConfig {
 ///    sends (`sends`) and the protocol's held receives (`receives`) still out;
 /// 2. if FilterPause returned NDIS_STATUS_PENDING and `sends_while_pausing` is set, the protocol
 ///    sends that chain while the module is Pausing (the filter must complete it with
-///    NDIS_STATUS_PAUSED: a Pausing filter may not forward new sends);
+///    NDIS_STATUS_PAUSED: a Pausing filter may not forward new sends); then, with
+///    `receives_while_pausing`, the miniport indicates a chain (the filter must return it, or drop
+///    it when indicated with NDIS_RECEIVE_FLAGS_RESOURCES, never pass it up);
 /// 3. the held NBLs are given back one at a time, queued sends first, each after
 ///    `release_every_ticks` ticks of 10 ms on the simulated clock (timers fire), at DISPATCH_LEVEL
 ///    on virtual CPU `release_cpu` (the pausing thread's CPU when `None`);
@@ -174,6 +176,11 @@ pub struct PauseHold {
     pub receives: bool,
     /// A chain the protocol sends while the module is Pausing (only when FilterPause pended).
     pub sends_while_pausing: Option<NblShape>,
+    /// A chain (and its NDIS_RECEIVE_FLAGS_*) the miniport indicates while the module is Pausing
+    /// (only when FilterPause pended), at DISPATCH_LEVEL, after `sends_while_pausing`: the filter
+    /// must return it at once (NdisFReturnNetBufferLists) or, with NDIS_RECEIVE_FLAGS_RESOURCES,
+    /// drop it; passing it up is RECEIVE_PASSED_WHILE_PAUSING.
+    pub receives_while_pausing: Option<(NblShape, u32)>,
     /// Simulated ticks (10 ms each) before each held NBL is given back.
     pub release_every_ticks: u32,
     /// Virtual CPU the held NBLs are given back on; `None` = the pausing thread's CPU.
@@ -202,6 +209,8 @@ pub struct PauseRecord {
     pub complete_cpu: Option<usize>,
     /// Protocol NBLs sent while Pausing (`PauseHold::sends_while_pausing`).
     pub sent_while_pausing: usize,
+    /// Miniport NBLs indicated while Pausing (`PauseHold::receives_while_pausing`).
+    pub indicated_while_pausing: usize,
 }
 
 impl Default for AdapterConfig {

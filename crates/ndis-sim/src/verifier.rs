@@ -109,6 +109,11 @@ pub mod rules {
     pub const TIMER_MISUSE: &str = "TIMER_MISUSE";
     /// An OID clone freed twice or not freed, or the original completed before the clone was freed.
     pub const OID_MISUSE: &str = "OID_MISUSE";
+    /// NdisFIndicateReceiveNetBufferLists passing receives from below up while the module is
+    /// Pausing or Paused: they must be returned at once (NdisFReturnNetBufferLists) or, when indicated
+    /// with NDIS_RECEIVE_FLAGS_RESOURCES, dropped by returning from the callback (DOCUMENTED:
+    /// network/pausing-a-filter-module; the ndislwf sample's FilterReceiveNetBufferLists).
+    pub const RECEIVE_PASSED_WHILE_PAUSING: &str = "RECEIVE_PASSED_WHILE_PAUSING";
 }
 
 /// One verifier finding.

@@ -524,6 +524,7 @@ fn pause_hold_with_a_correct_filter_is_clean() {
             sends_while_pausing: Some(NblShape::default()),
             release_every_ticks: 1,
             release_cpu: Some(1),
+            ..PauseHold::default()
         }),
         ..AdapterConfig::default()
     });
@@ -550,4 +551,68 @@ fn pause_hold_with_a_correct_filter_is_clean() {
     nic.detach();
     sim.unload(drv);
     sim.finish();
+}
+
+/// Receives from below arriving while a pause is pended (the miniport still runs): a filter that
+/// passes them up is RECEIVE_PASSED_WHILE_PAUSING, once per indication (one without and one with
+/// NDIS_RECEIVE_FLAGS_RESOURCES); the correct filter returns the first and drops the second, and the
+/// simulator finds nothing.
+#[test]
+fn receive_passed_while_pausing() {
+    for (bad, want) in [(Bad::PassReceivesWhilePausing, 2), (Bad::None, 0)] {
+        let sim = Sim::start(SimConfig {
+            cpus: 2,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        lwf::set_bad(bad);
+        if want != 0 {
+            sim.expect_finding(rules::RECEIVE_PASSED_WHILE_PAUSING);
+        }
+        let drv = sim.load_driver(lwf::DriverEntry);
+        let nic = sim.add_adapter(AdapterConfig {
+            pause_hold: Some(PauseHold {
+                sends: true,
+                receives_while_pausing: Some((
+                    NblShape {
+                        nbls: 2,
+                        ..NblShape::default()
+                    },
+                    0,
+                )),
+                release_every_ticks: 1,
+                ..PauseHold::default()
+            }),
+            ..AdapterConfig::default()
+        });
+        nic.attach().unwrap();
+        nic.restart().unwrap();
+        nic.send(&NblShape::default());
+        nic.pause().unwrap();
+        assert_eq!(nic.pause_record().status, Some(NDIS_STATUS_PENDING));
+        assert_eq!(nic.pause_record().indicated_while_pausing, 2);
+        nic.restart().unwrap();
+        nic.send(&NblShape::default());
+        nic.configure(|c| {
+            if let Some(h) = c.pause_hold.as_mut() {
+                if let Some((_, f)) = h.receives_while_pausing.as_mut() {
+                    *f = NDIS_RECEIVE_FLAGS_RESOURCES;
+                }
+            }
+        });
+        nic.pause().unwrap();
+        let c = nic.counters();
+        assert_eq!(c.mp_indicated_nbls, 4);
+        assert_eq!(c.mp_returned_nbls, 4, "every receive back at the miniport");
+        assert_eq!(
+            c.proto_received_nbls,
+            if want != 0 { 4 } else { 0 },
+            "nothing passed up by the correct filter"
+        );
+        assert_eq!(sim.finding_count(rules::RECEIVE_PASSED_WHILE_PAUSING), want);
+        nic.detach();
+        sim.unload(drv);
+        lwf::set_bad(Bad::None);
+        sim.finish();
+    }
 }

@@ -69,6 +69,8 @@ pub enum Bad {
     /// Marks each send it forwards (an NBL context, freed on completion), pends the pause while
     /// sends are out, but calls NdisFPauseComplete on the *first* completion instead of the last.
     PauseCompletesEarly,
+    /// Passes receives from below up whatever its state (no Pausing/Paused check on receive).
+    PassReceivesWhilePausing,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -541,7 +543,7 @@ unsafe extern "system" fn receive(
 ) {
     // SAFETY: our module.
     let m = unsafe { module(ctx) };
-    if m.state.load(SeqCst) != RUNNING {
+    if m.state.load(SeqCst) != RUNNING && bad() != Bad::PassReceivesWhilePausing {
         if NDIS_TEST_RECEIVE_CAN_PEND(flags) {
             let f = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(flags) {
                 NDIS_RETURN_FLAGS_DISPATCH_LEVEL
