@@ -255,7 +255,11 @@ fn receives_arriving_while_pausing_or_paused_are_returned_not_passed_up() {
                     ..PauseHold::default()
                 },
             );
-            nic.send(&shape(1));
+            // A tagged send, so vlan mode transforms it too and the pause pends.
+            nic.send(&NblShape {
+                ieee8021q: info(1, 5),
+                ..shape(1)
+            });
             nic.pause().unwrap();
             let pended = nic.pause_record().status == Some(NDIS_STATUS_PENDING);
             assert_eq!(pended, m != "passthrough", "{m}: {:?}", nic.pause_record());
