@@ -814,7 +814,9 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
     );
     p.MiniportMediaType = NdisMedium802_3;
     p.LowerIfIndex = 10 + id as u32;
-    // SAFETY: the registered FilterRestart; `p` lives across the call.
+    let attrs = RestartAttrs::new(id);
+    p.RestartAttributes = attrs.entry;
+    // SAFETY: the registered FilterRestart; `p` and the attributes live across the call.
     let mut st = passive("FilterRestart", || unsafe {
         f.invoke(abi, (ctx, &mut p as *mut _))
     });
@@ -832,12 +834,87 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
     stack().adapters[id].restart_pending = false;
     let _ = handle;
     if st == NDIS_STATUS_SUCCESS {
+        // What the filter left in the attributes is what the drivers above are told.
+        let top = attrs.backfill(handle);
+        stack().adapters[id].top_backfill = Some(top);
+        verifier::log(format!("[ndis] adapter {id}: restart attributes up: DataBackFillSize {}, ContextBackFillSize {}", top.0, top.1));
         stack().adapters[id].state = ModuleState::Running;
         verifier::log(format!("[ndis] adapter {id}: running"));
         Ok(())
     } else {
         stack().adapters[id].state = ModuleState::Paused;
         Err(LifecycleError::Failed(st))
+    }
+}
+
+/// The restart attributes NDIS hands FilterRestart (DOCUMENTED: ns-ndis-_ndis_restart_attributes,
+/// ns-ndis-_ndis_restart_general_attributes): one OID_GEN_MINIPORT_RESTART_ATTRIBUTES entry whose
+/// Data is an NDIS_RESTART_GENERAL_ATTRIBUTES (revision 2) with the miniport's values; the filter may
+/// change any member, and what it leaves there goes up to the drivers above.
+struct RestartAttrs {
+    entry: *mut NDIS_RESTART_ATTRIBUTES,
+    rss: *mut u8,
+}
+
+impl RestartAttrs {
+    fn new(id: usize) -> Self {
+        let cfg = stack().adapters[id].cfg.clone();
+        let len = std::mem::size_of::<NDIS_RESTART_GENERAL_ATTRIBUTES>();
+        let entry = mem::raw_alloc(
+            mem::Owner::Sim,
+            POOL_FLAG_NON_PAGED,
+            0x10 + len,
+            mem::SIM_TAG,
+        ) as *mut NDIS_RESTART_ATTRIBUTES;
+        // NDIS_RECEIVE_SCALE_CAPABILITIES (0x14 bytes) zero-filled: no RSS.
+        let rss = mem::raw_alloc(mem::Owner::Sim, POOL_FLAG_NON_PAGED, 0x20, mem::SIM_TAG);
+        // SAFETY: fresh zeroed blocks of the sizes written.
+        unsafe {
+            (*entry).Next = std::ptr::null_mut();
+            (*entry).Oid = OID_GEN_MINIPORT_RESTART_ATTRIBUTES;
+            (*entry).DataLength = len as u32;
+            let g = NDIS_RESTART_ATTRIBUTES::data(entry) as *mut NDIS_RESTART_GENERAL_ATTRIBUTES;
+            (*g).Header = NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_RESTART_GENERAL_ATTRIBUTES,
+                NDIS_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
+                NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
+            );
+            (*g).MtuSize = cfg.mtu_size;
+            (*g).MaxXmitLinkSpeed = 10_000_000_000;
+            (*g).MaxRcvLinkSpeed = 10_000_000_000;
+            (*g).LookaheadSize = cfg.mtu_size;
+            (*g).MaxMulticastListSize = 32;
+            (*g).RecvScaleCapabilities = rss as PVOID;
+            (*g).AccessType = 2; // NET_IF_ACCESS_BROADCAST
+            (*g).ConnectionType = 1; // NET_IF_CONNECTION_DEDICATED
+            (*g).DataBackFillSize = cfg.lower_data_backfill;
+            (*g).ContextBackFillSize = cfg.lower_context_backfill;
+        }
+        RestartAttrs { entry, rss }
+    }
+
+    /// (DataBackFillSize, ContextBackFillSize) now in the attributes; a ContextBackFillSize that is
+    /// not a multiple of MEMORY_ALLOCATION_ALIGNMENT is NBL_CONTEXT_MISALIGNED (the drivers above
+    /// allocate their NBLs' context backfill with it).
+    fn backfill(&self, handle: usize) -> (u32, u32) {
+        // SAFETY: our live block; the filter may have changed the values, not the shape.
+        let (d, c) = unsafe {
+            let g =
+                NDIS_RESTART_ATTRIBUTES::data(self.entry) as *const NDIS_RESTART_GENERAL_ATTRIBUTES;
+            ((*g).DataBackFillSize, (*g).ContextBackFillSize)
+        };
+        if c as usize % MEMORY_ALLOCATION_ALIGNMENT != 0 || c > u16::MAX as u32 {
+            verifier::report(rules::NBL_CONTEXT_MISALIGNED, handle,
+                format!("FilterRestart left ContextBackFillSize {c}: not a multiple of MEMORY_ALLOCATION_ALIGNMENT ({MEMORY_ALLOCATION_ALIGNMENT}) within a USHORT"));
+        }
+        (d, c)
+    }
+}
+
+impl Drop for RestartAttrs {
+    fn drop(&mut self) {
+        mem::raw_free(self.entry as *mut u8);
+        mem::raw_free(self.rss);
     }
 }
 

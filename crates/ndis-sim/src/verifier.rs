@@ -114,6 +114,12 @@ pub mod rules {
     /// with NDIS_RECEIVE_FLAGS_RESOURCES, dropped by returning from the callback (DOCUMENTED:
     /// network/pausing-a-filter-module; the ndislwf sample's FilterReceiveNetBufferLists).
     pub const RECEIVE_PASSED_WHILE_PAUSING: &str = "RECEIVE_PASSED_WHILE_PAUSING";
+    /// A context size or backfill (NdisAllocateNetBufferListContext, NdisAllocateNetBufferList*,
+    /// NdisAllocateNetBufferListPool's ContextSize) that is not a multiple of
+    /// MEMORY_ALLOCATION_ALIGNMENT (16 on x64/arm64): the next driver's context data would be
+    /// misaligned (DOCUMENTED: nf-nblapi-ndisallocatenetbufferlist; the NdisAllocateNetBufferListContext
+    /// reference of the NDIS 6 Compact 2013 docs; ContextData is DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT)).
+    pub const NBL_CONTEXT_MISALIGNED: &str = "NBL_CONTEXT_MISALIGNED";
 }
 
 /// One verifier finding.

@@ -616,3 +616,57 @@ fn receive_passed_while_pausing() {
         sim.finish();
     }
 }
+
+/// Context sizes that are multiples of sizeof(PVOID) but not of MEMORY_ALLOCATION_ALIGNMENT (the
+/// 24 + 40·n bytes a filter might ask for): NBL_CONTEXT_MISALIGNED on NdisAllocateNetBufferListContext
+/// (size and backfill), NdisAllocateNetBufferList and NdisAllocateNetBufferListPool; 16-multiples are
+/// clean and keep the data 16-aligned.
+#[test]
+fn nbl_context_misaligned() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    sim.expect_finding(rules::NBL_CONTEXT_MISALIGNED);
+    // SAFETY: a pool and NBL of our own, freed below; PASSIVE_LEVEL.
+    unsafe {
+        let mut pp: NET_BUFFER_LIST_POOL_PARAMETERS = std::mem::zeroed();
+        pp.Header = NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_DEFAULT,
+            NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+            NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+        );
+        pp.ContextSize = 24;
+        pp.PoolTag = 0x6C6F_6F50;
+        let pool = NdisAllocateNetBufferListPool(1 as NDIS_HANDLE, &mut pp);
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 1);
+        let nbl = NdisAllocateNetBufferList(pool, 0, 40);
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 2);
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 104, 0, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 3);
+        NdisFreeNetBufferListContext(nbl, 104);
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 112, 8, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 4);
+        NdisFreeNetBufferListContext(nbl, 112);
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 112, 16, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 4);
+        assert_eq!(
+            NET_BUFFER_LIST_CONTEXT_DATA_START(nbl) as usize % MEMORY_ALLOCATION_ALIGNMENT,
+            0
+        );
+        NdisFreeNetBufferListContext(nbl, 112);
+        NdisFreeNetBufferList(nbl);
+        NdisFreeNetBufferListPool(pool);
+    }
+    sim.finish();
+}
