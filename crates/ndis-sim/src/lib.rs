@@ -632,6 +632,14 @@ impl Adapter {
         self.lifecycle(|| filter::detach_flow(self.id))
     }
 
+    /// (DataBackFillSize, ContextBackFillSize) the drivers above the filter were told: what the
+    /// filter left in the restart attributes of its last successful FilterRestart, or before any
+    /// restart what the miniport reports ([`AdapterConfig::lower_data_backfill`],
+    /// [`AdapterConfig::lower_context_backfill`]). The protocol allocates its NBLs with them.
+    pub fn restart_backfill(&self) -> (u32, u32) {
+        stack::top_backfill(self.id)
+    }
+
     /// The module's state.
     pub fn state(&self) -> ModuleState {
         stack::stack().adapters[self.id].state
