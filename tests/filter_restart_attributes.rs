@@ -67,6 +67,21 @@ fn each_mode_states_its_needs_at_every_restart() {
     // vlan inserts 4 bytes in front of the addresses: with that much data backfill the insert is in
     // place; the NBL context carries the restore record.
     assert_eq!(nic.restart_backfill(), (4, 64));
+    // A tagged send from the protocol (which honours the 4 bytes): the tag goes in place, the pool
+    // is not needed, and the context is carved.
+    let before = context_allocations();
+    let served = pool_served();
+    nic.send(&NblShape {
+        ieee8021q: info(2, 7),
+        ..one_nb(2)
+    });
+    let wire = nic.wire_frames();
+    assert_eq!(wire.len(), 2);
+    assert_eq!(&wire[0].bytes[12..16], &[0x81, 0x00, 0x40, 0x07]);
+    assert_eq!(pool_served(), served, "retreat in place");
+    nic.drain();
+    let after = context_allocations();
+    assert_eq!((after.0 - before.0, after.1 - before.1), (2, 0));
     nic.pause().unwrap();
     let (k, v) = mode("passthrough");
     nic.set_config(k, v);

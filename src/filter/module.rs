@@ -380,12 +380,15 @@ pub unsafe extern "system" fn FilterDetach(ctx: NDIS_HANDLE) {
 /// `ctx` is a live module context.
 pub unsafe extern "system" fn FilterRestart(
     ctx: NDIS_HANDLE,
-    _params: *mut NDIS_FILTER_RESTART_PARAMETERS,
+    params: *mut NDIS_FILTER_RESTART_PARAMETERS,
 ) -> NDIS_STATUS {
     // SAFETY: NDIS passes the live context.
     let module = unsafe { &*(ctx as *const FilterModule) };
     module.set_state(ModuleState::Restarting);
     apply_config(module, module.ndis_filter_handle);
+    // Tell the drivers above how much data/context backfill this mode wants (filter/restart.rs).
+    // SAFETY: the restart parameters NDIS passed, PASSIVE_LEVEL.
+    unsafe { super::restart::raise_backfill(params, module.config.load().mode) };
     module.pause_pending.store(false, Ordering::SeqCst);
     // The bias reference first, then Running: a send that sees Running always finds the bias held.
     module.acquire(1);

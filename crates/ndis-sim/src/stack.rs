@@ -156,6 +156,10 @@ pub struct AdapterConfig {
     pub protocol_context: u16,
     /// Context bytes the miniport keeps for itself on every NBL it indicates. Default 0.
     pub miniport_context: u16,
+    /// The protocol leaves the DataBackFillSize of the restart attributes in front of each frame it
+    /// sends, on top of the shape's `data_offset` (tcpip does; a raw-socket or capture sender need
+    /// not). Default true; false keeps every send's geometry exactly as its shape says.
+    pub protocol_honours_data_backfill: bool,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -242,6 +246,7 @@ impl Default for AdapterConfig {
             lower_context_backfill: 0,
             protocol_context: 16,
             miniport_context: 0,
+            protocol_honours_data_backfill: true,
         }
     }
 }
@@ -566,8 +571,9 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
         (s.adapters[id].proto_pool, s.adapters[id].proto_pool)
     };
     // The protocol leaves the DataBackFillSize the stack below asked for in front of each frame.
+    let honour = stack().adapters[id].cfg.protocol_honours_data_backfill;
     let shape = &NblShape {
-        data_offset: shape.data_offset + top_backfill(id).0,
+        data_offset: shape.data_offset + if honour { top_backfill(id).0 } else { 0 },
         ..shape.clone()
     };
     let (list, digest, nbs) = build_nbls(id, pool, Creator::Protocol(id), shape, src);
