@@ -190,6 +190,11 @@ crate::sim_exports! {
             verifier::report(rules::BAD_OBJECT, chars as usize, "a filter with FilterReceiveNetBufferLists must have FilterStatus");
             return NDIS_STATUS_BAD_CHARACTERISTICS;
         }
+        // SAFETY: the I/O manager's driver object (checked non-NULL).
+        if unsafe { (*driver_object).DriverUnload }.is_none() {
+            verifier::report(rules::UNLOAD_NOT_SET_AT_REGISTER, driver_object as usize,
+                "NdisFRegisterFilterDriver: DRIVER_OBJECT.DriverUnload is not set yet (set it before registering, as the ndislwf sample does)");
+        }
         let abi = caller_abi();
         let handle = stack::alloc_handle();
         let set_options = copy.SetOptionsHandler;
@@ -463,6 +468,8 @@ crate::sim_exports! {
         // SAFETY: fresh block of the request's size; the source is a valid request.
         unsafe {
             std::ptr::copy_nonoverlapping(req, c, 1);
+            // The sample copies RequestId into its clone itself: ndis-sim's clone does not carry it.
+            (*c).RequestId = std::ptr::null_mut();
             (*c).NdisReserved = [std::ptr::null_mut(); NDIS_OID_REQUEST_NDIS_RESERVED_SIZE];
             (*c).SourceReserved = [std::ptr::null_mut(); 2];
             (*c).MiniportReserved = [std::ptr::null_mut(); 2];
@@ -496,6 +503,15 @@ crate::sim_exports! {
         let hdr = unsafe { (*req).Header };
         if hdr.Type != NDIS_OBJECT_TYPE_OID_REQUEST || hdr.Size < NDIS_SIZEOF_OID_REQUEST_REVISION_1 {
             return NDIS_STATUS_INVALID_PARAMETER;
+        }
+        let original = stack().adapters[id].clones.get(&(req as usize)).copied();
+        if let Some(o) = original {
+            // SAFETY: a live clone and its original, both valid while the OID is in flight.
+            let (mine, theirs) = unsafe { ((*req).RequestId, (*(o as *mut NDIS_OID_REQUEST)).RequestId) };
+            if mine != theirs {
+                verifier::report(rules::OID_CLONE_REQUEST_ID, req as usize,
+                    format!("NdisFOidRequest: clone RequestId {mine:p}, original's {theirs:p}: a cancel of the original cannot reach it"));
+            }
         }
         if stack().adapters[id].cfg.pend_oids {
             stack().adapters[id].mp_oids.push_back(req as usize);
@@ -675,6 +691,13 @@ pub(crate) fn attach_flow(id: usize) -> Result<(), LifecycleError> {
         )
     });
     drop(params);
+    if !matches!(
+        st,
+        NDIS_STATUS_SUCCESS | NDIS_STATUS_RESOURCES | NDIS_STATUS_FAILURE | NDIS_STATUS_PENDING
+    ) {
+        verifier::report(rules::ATTACH_STATUS_UNDOCUMENTED, handle,
+            format!("FilterAttach returned {:#x}; only NDIS_STATUS_SUCCESS, NDIS_STATUS_RESOURCES and NDIS_STATUS_FAILURE are documented", st as u32));
+    }
     if st == NDIS_STATUS_SUCCESS {
         if !stack().adapters[id].set_attrs {
             verifier::report(
@@ -743,7 +766,7 @@ fn build_attach_params(id: usize) -> Box<NDIS_FILTER_ATTACH_PARAMETERS> {
     p.MediaDuplexState = 2;
     p.XmitLinkSpeed = 10_000_000_000;
     p.RcvLinkSpeed = 10_000_000_000;
-    p.MiniportMediaType = NdisMedium802_3;
+    p.MiniportMediaType = a.cfg.medium;
     p.MacAddressLength = 6;
     p.CurrentMacAddress[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1 + id as u8]);
     p.LowerIfIndex = 10 + id as u32;

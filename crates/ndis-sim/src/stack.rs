@@ -160,6 +160,8 @@ pub struct AdapterConfig {
     /// sends, on top of the shape's `data_offset` (tcpip does; a raw-socket or capture sender need
     /// not). Default true; false keeps every send's geometry exactly as its shape says.
     pub protocol_honours_data_backfill: bool,
+    /// NDIS_FILTER_ATTACH_PARAMETERS.MiniportMediaType. Default NdisMedium802_3.
+    pub medium: u32,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -247,6 +249,7 @@ impl Default for AdapterConfig {
             protocol_context: 16,
             miniport_context: 0,
             protocol_honours_data_backfill: true,
+            medium: NdisMedium802_3,
         }
     }
 }

@@ -670,3 +670,46 @@ fn nbl_context_misaligned() {
     }
     sim.finish();
 }
+
+#[test]
+fn unload_not_set_at_register() {
+    scenario(Bad::UnloadSetLate, &[rules::UNLOAD_NOT_SET_AT_REGISTER]);
+}
+
+#[test]
+fn oid_clone_request_id() {
+    // The standard scenario forwards one OID.
+    scenario(Bad::CloneRequestIdNotCopied, &[rules::OID_CLONE_REQUEST_ID]);
+}
+
+/// FilterAttach on a medium the filter does not handle: failing with NDIS_STATUS_FAILURE is clean,
+/// an undocumented status (the INVALID_PARAMETER some filters return) is ATTACH_STATUS_UNDOCUMENTED.
+#[test]
+fn attach_status_undocumented() {
+    for (bad, want) in [(Bad::AttachUndocumentedStatus, 1), (Bad::None, 0)] {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        lwf::set_bad(bad);
+        if want != 0 {
+            sim.expect_finding(rules::ATTACH_STATUS_UNDOCUMENTED);
+        }
+        let drv = sim.load_driver(lwf::DriverEntry);
+        let nic = sim.add_adapter(AdapterConfig {
+            medium: 1, // NdisMedium802_5
+            ..AdapterConfig::default()
+        });
+        let st = if want != 0 {
+            NDIS_STATUS_INVALID_PARAMETER
+        } else {
+            NDIS_STATUS_FAILURE
+        };
+        assert_eq!(nic.attach(), Err(LifecycleError::Failed(st)));
+        assert_eq!(sim.finding_count(rules::ATTACH_STATUS_UNDOCUMENTED), want);
+        sim.unload(drv);
+        lwf::set_bad(Bad::None);
+        sim.finish();
+    }
+}
