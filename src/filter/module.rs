@@ -293,6 +293,7 @@ fn apply_config(module: &FilterModule, handle: NDIS_HANDLE) {
 }
 
 /// FilterAttach. PASSIVE_LEVEL. Allocates the module, reads its configuration, sets the attributes.
+/// Returns only NDIS_STATUS_SUCCESS, NDIS_STATUS_RESOURCES or NDIS_STATUS_FAILURE, as documented.
 ///
 /// # Safety
 /// Called by NDIS with valid parameters.
@@ -305,8 +306,9 @@ pub unsafe extern "system" fn FilterAttach(
         // SAFETY: NDIS passes valid attach parameters.
         let medium = unsafe { (*params).MiniportMediaType };
         if medium != NdisMedium802_3 {
-            // The transforms assume Ethernet frames (INF FilterMediaTypes = ethernet).
-            return NDIS_STATUS_NOT_SUPPORTED;
+            // The transforms assume Ethernet frames (INF FilterMediaTypes = ethernet). FilterAttach
+            // may fail only with RESOURCES or FAILURE (ddi/ndis/nc-ndis-filter_attach).
+            return NDIS_STATUS_FAILURE;
         }
     }
     // SAFETY: PASSIVE_LEVEL nonpaged allocation with the driver's tag; zeroed by ExAllocatePool2.
@@ -352,7 +354,12 @@ pub unsafe extern "system" fn FilterAttach(
     if status != NDIS_STATUS_SUCCESS {
         // SAFETY: the module was never published to NDIS; free our own block.
         unsafe { ExFreePoolWithTag(module as PVOID, POOL_TAG) };
-        return status;
+        // Only the statuses FilterAttach documents go back to NDIS.
+        return if status == NDIS_STATUS_RESOURCES {
+            NDIS_STATUS_RESOURCES
+        } else {
+            NDIS_STATUS_FAILURE
+        };
     }
     // SAFETY: `module` is live until FilterDetach.
     unsafe { (*module).set_state(ModuleState::Paused) };

@@ -41,6 +41,9 @@ pub unsafe extern "system" fn FilterOidRequest(
     // SAFETY: the clone is ours until forwarded; the original is valid until we complete it.
     unsafe {
         (*clone).SourceReserved[0] = request as PVOID;
+        // The clone answers to the original's RequestId, so a cancel of the original (forwarded by
+        // FilterCancelOidRequest with that RequestId) reaches it, as in the ndislwf sample.
+        (*clone).RequestId = (*request).RequestId;
         module
             .pending_oid_id
             .store((*request).RequestId, Ordering::Release);
