@@ -745,13 +745,9 @@ pub(crate) fn free_sim_pool(h: usize) {
     mem::raw_free(h as *mut u8);
 }
 
-fn alloc_context(capacity: u16, used: u16, extra: bool) -> *mut NET_BUFFER_LIST_CONTEXT {
-    let p = mem::raw_alloc(
-        Owner::Sim,
-        POOL_FLAG_NON_PAGED,
-        16 + capacity as usize,
-        mem::SIM_TAG,
-    ) as *mut NET_BUFFER_LIST_CONTEXT;
+fn alloc_context(capacity: u16, used: u16, extra: bool, tag: u32) -> *mut NET_BUFFER_LIST_CONTEXT {
+    let p = mem::raw_alloc(Owner::Sim, POOL_FLAG_NON_PAGED, 16 + capacity as usize, tag)
+        as *mut NET_BUFFER_LIST_CONTEXT;
     if p.is_null() {
         return p;
     }
@@ -827,7 +823,7 @@ pub(crate) fn alloc_nbl(
     }
     let cap = (ctx_size + ctx_backfill).max(prec.context_size);
     let ctx = if cap > 0 {
-        alloc_context(cap, ctx_size, false)
+        alloc_context(cap, ctx_size, false, prec.tag)
     } else {
         std::ptr::null_mut()
     };
@@ -1535,7 +1531,8 @@ crate::sim_exports! {
             if fault::should_fail(AllocSite::NblContext, size as usize, tag) {
                 return NDIS_STATUS_RESOURCES;
             }
-            let new = alloc_context(size + backfill, size, true);
+            // NDIS allocates the block with the caller's tag (`!poolused` shows it as theirs).
+            let new = alloc_context(size + backfill, size, true, tag);
             if new.is_null() {
                 return NDIS_STATUS_RESOURCES;
             }
