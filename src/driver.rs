@@ -234,7 +234,7 @@ fn start_trim_timer() {
             NDIS_TIMER_CHARACTERISTICS_REVISION_1,
             NDIS_SIZEOF_TIMER_CHARACTERISTICS_REVISION_1,
         ),
-        AllocationTag: crate::names::POOL_TAG,
+        AllocationTag: crate::names::tags::TIMER,
         TimerFunction: Some(trim_timer),
         FunctionContext: core::ptr::null_mut(),
     };

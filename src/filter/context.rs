@@ -24,7 +24,7 @@
 //! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb.rs/transform/).
 //! IRQL: <= DISPATCH_LEVEL everywhere.
 
-use crate::names::POOL_TAG;
+use crate::names::tags::NBL_CONTEXT as NBL_CONTEXT_TAG;
 use crate::nb::RetreatRecord;
 use ndis_sys::*;
 
@@ -108,7 +108,7 @@ impl NblContext {
         let n = unsafe { nb_count(nbl) };
         let size = context_size(n).ok_or(NDIS_STATUS_RESOURCES)?;
         // SAFETY: valid, owned NBL; size and backfill are multiples of MEMORY_ALLOCATION_ALIGNMENT.
-        let status = unsafe { NdisAllocateNetBufferListContext(nbl, size, 0, POOL_TAG) };
+        let status = unsafe { NdisAllocateNetBufferListContext(nbl, size, 0, NBL_CONTEXT_TAG) };
         if status != NDIS_STATUS_SUCCESS {
             return Err(status);
         }

@@ -19,7 +19,7 @@
 
 use super::config::{self, Config};
 use super::stats::{FilterStats, FilterStatsSnapshot};
-use crate::names::POOL_TAG;
+use crate::names::tags::MODULE as MODULE_TAG;
 use crate::nb::MdlHandlers;
 use crate::transform::Mode;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
@@ -316,7 +316,7 @@ pub unsafe extern "system" fn FilterAttach(
         ExAllocatePool2(
             POOL_FLAG_NON_PAGED,
             core::mem::size_of::<FilterModule>(),
-            POOL_TAG,
+            MODULE_TAG,
         )
     } as *mut FilterModule;
     if module.is_null() {
@@ -353,7 +353,7 @@ pub unsafe extern "system" fn FilterAttach(
         unsafe { NdisFSetAttributes(ndis_filter_handle, module as NDIS_HANDLE, &mut attrs) };
     if status != NDIS_STATUS_SUCCESS {
         // SAFETY: the module was never published to NDIS; free our own block.
-        unsafe { ExFreePoolWithTag(module as PVOID, POOL_TAG) };
+        unsafe { ExFreePoolWithTag(module as PVOID, MODULE_TAG) };
         // Only the statuses FilterAttach documents go back to NDIS.
         return if status == NDIS_STATUS_RESOURCES {
             NDIS_STATUS_RESOURCES
@@ -377,7 +377,7 @@ pub unsafe extern "system" fn FilterDetach(ctx: NDIS_HANDLE) {
     // SAFETY: live module; nothing of ours is outstanding in Paused (the pause completed only then).
     unsafe {
         (*module).magic = 0;
-        ExFreePoolWithTag(ctx, POOL_TAG);
+        ExFreePoolWithTag(ctx, MODULE_TAG);
     }
 }
 
