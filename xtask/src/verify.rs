@@ -142,6 +142,7 @@ pub fn verify_package(
     verify_pdb(sys, pdb, &mut report);
     verify_inf(arch, inf, &mut report);
     verify_names(sys, inf, &mut report);
+    crate::pool_tags::verify(arch, sys, &mut report);
     report
 }
 
