@@ -131,18 +131,10 @@ fn check_tagged(frames: &[Frame], tci: u16, what: &str) {
 fn vlan_send_tags_from_oob_and_from_configuration_every_layout() {
     for (name, lens, off) in layouts() {
         let (sim, drv) = start(2);
-        // A sender that ignores the 4 bytes of data backfill vlan mode asks for in its restart
-        // attributes: every layout reaches the filter as written (filter_restart_attributes.rs covers
-        // the honouring protocol).
-        let nic = sim.add_adapter(ndis_sim::AdapterConfig {
-            protocol_honours_data_backfill: false,
-            ..ndis_sim::AdapterConfig::default()
-        });
-        for (k, v) in [mode("vlan"), int("VlanId", 42), int("VlanPriority", 5)] {
-            nic.set_config(k, v);
-        }
-        nic.attach().unwrap();
-        nic.restart().unwrap();
+        let nic = running_adapter(
+            &sim,
+            &[mode("vlan"), int("VlanId", 42), int("VlanPriority", 5)],
+        );
         let before = filter_stats();
         // OOB info wins over the configured tag.
         let mut s = shape(&lens, off, 2, 2);

@@ -7,10 +7,12 @@
 //!   MEMORY_ALLOCATION_ALIGNMENT) in every mode that writes a retreat record, so
 //!   NdisAllocateNetBufferListContext carves it from the NBL's backfill instead of allocating on the hot
 //!   path. NBLs with more NBs still take NDIS's allocating path.
-//! - `DataBackFillSize` += what the mode needs in front of a frame beyond the allocation it exercises:
-//!   `vlan` inserts a 4-byte tag, so with 4 bytes of backfill the insert is a retreat in place; `exercise`
-//!   retreats past `DataOffset` on purpose (backfill cannot spare that allocation), so it asks for
-//!   nothing; `passthrough` touches nothing.
+//! - `DataBackFillSize` += what the mode needs in front of a frame *beyond* the allocation it exercises
+//!   ([`data_needed`] minus [`data_exercised`]). Today that is 0 in every mode, by design: `exercise`
+//!   retreats past `DataOffset` on purpose, and `vlan`'s 4-byte tag retreat is the allocation vlan mode
+//!   exercises — asking the protocol for those 4 bytes would make every insert a retreat in place and take
+//!   the pool out of vlan mode on every sender that honours the attribute (tcpip). A transform that
+//!   needs room it does not mean to take from the pool declares it in [`data_needed`].
 //!
 //! Owns: reading and raising the general restart attributes. Must not: touch module state.
 //! IRQL: PASSIVE_LEVEL (FilterRestart).
@@ -19,17 +21,33 @@ use super::context::context_size;
 use crate::transform::{vlan, Mode};
 use ndis_sys::*;
 
-/// (data backfill, context backfill) the data path of `mode` needs from the drivers above. Any IRQL.
-pub const fn backfill_needs(mode: Mode) -> (u32, u32) {
-    let ctx = match context_size(1) {
-        Some(s) => s as u32,
-        None => 0,
-    };
+/// Bytes `mode` writes in front of a frame's data on send. Any IRQL.
+pub const fn data_needed(mode: Mode) -> u32 {
     match mode {
-        Mode::Exercise => (0, ctx),
-        Mode::Vlan => (vlan::TAG_BYTES, ctx),
-        Mode::Passthrough => (0, 0),
+        // The pattern goes into the space the retreat past DataOffset allocates.
+        Mode::Exercise => 0,
+        Mode::Vlan => vlan::TAG_BYTES,
+        Mode::Passthrough => 0,
     }
+}
+
+/// Of [`data_needed`], the bytes `mode` deliberately takes through a retreat that may allocate from
+/// the pool (the point of the mode), which backfill must not pre-empt. Any IRQL.
+pub const fn data_exercised(mode: Mode) -> u32 {
+    match mode {
+        Mode::Exercise => 0,
+        Mode::Vlan => vlan::TAG_BYTES,
+        Mode::Passthrough => 0,
+    }
+}
+
+/// (data backfill, context backfill) the data path of `mode` asks the drivers above for. Any IRQL.
+pub const fn backfill_needs(mode: Mode) -> (u32, u32) {
+    let ctx = match (mode, context_size(1)) {
+        (Mode::Passthrough, _) | (_, None) => 0,
+        (_, Some(s)) => s as u32,
+    };
+    (data_needed(mode).saturating_sub(data_exercised(mode)), ctx)
 }
 
 /// Raises DataBackFillSize / ContextBackFillSize of the general restart attributes in `params` (if
@@ -75,7 +93,12 @@ mod tests {
     #[test]
     fn needs_per_mode_keep_the_context_aligned() {
         assert_eq!(backfill_needs(Mode::Exercise), (0, 64));
-        assert_eq!(backfill_needs(Mode::Vlan), (4, 64));
+        assert_eq!(
+            backfill_needs(Mode::Vlan),
+            (0, 64),
+            "the tag's retreat is what vlan exercises"
+        );
+        assert_eq!(data_needed(Mode::Vlan), 4);
         assert_eq!(backfill_needs(Mode::Passthrough), (0, 0));
         for m in [Mode::Exercise, Mode::Vlan, Mode::Passthrough] {
             assert_eq!(
