@@ -158,9 +158,15 @@ pub unsafe extern "system" fn DriverEntry(
         log!(DPFLTR_ERROR_LEVEL, "pool install failed: {:?}", e);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
+    // The unload routine is in place before NDIS learns of the driver, as the ndislwf sample does:
+    // NdisFDeregisterFilterDriver must be called from it (network/unloading-a-filter-driver).
+    // SAFETY: the driver object is valid for the driver's lifetime; DriverUnload lives in this image.
+    unsafe { (*driver_object).DriverUnload = Some(DriverUnload) };
     // SAFETY: PASSIVE_LEVEL, valid driver object, called once from DriverEntry.
     let status = unsafe { filter::register(driver_object) };
     if status != NDIS_STATUS_SUCCESS {
+        // SAFETY: as above; a failed DriverEntry is never unloaded through DriverUnload.
+        unsafe { (*driver_object).DriverUnload = None };
         log!(
             DPFLTR_ERROR_LEVEL,
             "NdisFRegisterFilterDriver failed: {:#x}",
@@ -172,8 +178,6 @@ pub unsafe extern "system" fn DriverEntry(
     }
     stats::set_running();
     start_trim_timer();
-    // SAFETY: the driver object is valid for the driver's lifetime; DriverUnload lives in this image.
-    unsafe { (*driver_object).DriverUnload = Some(DriverUnload) };
     STATUS_SUCCESS
 }
 
@@ -230,7 +234,7 @@ fn start_trim_timer() {
             NDIS_TIMER_CHARACTERISTICS_REVISION_1,
             NDIS_SIZEOF_TIMER_CHARACTERISTICS_REVISION_1,
         ),
-        AllocationTag: crate::names::POOL_TAG,
+        AllocationTag: crate::names::tags::TIMER,
         TimerFunction: Some(trim_timer),
         FunctionContext: core::ptr::null_mut(),
     };

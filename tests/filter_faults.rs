@@ -83,13 +83,18 @@ fn nbl_context_allocation_failures() {
     let nic = running_adapter(&sim, &[]);
     let before = filter_stats();
     sim.inject(AllocSite::NblContext, FaultRule::Every(2));
+    // Two NBs per NBL: their context (112 bytes) exceeds the context backfill the filter asked for
+    // (64, one NB), so NDIS must allocate a block, and that allocation fails every other time (a carve
+    // from the backfill cannot fail).
     nic.send(&NblShape {
         nbls: 6,
+        nbs_per_nbl: 2,
         ..NblShape::default()
     });
     nic.indicate(
         &NblShape {
             nbls: 6,
+            nbs_per_nbl: 2,
             ..NblShape::default()
         },
         0,

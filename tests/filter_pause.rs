@@ -134,6 +134,7 @@ fn sends_and_receives_held_together_then_restart_and_pause_again() {
             sends_while_pausing: Some(shape(1)),
             release_every_ticks: 1,
             release_cpu: Some(3),
+            ..PauseHold::default()
         },
     );
     for round in 0..3u64 {
@@ -219,6 +220,7 @@ fn deterministic_single_thread_variant() {
             sends_while_pausing: Some(shape(1)),
             release_every_ticks: 2,
             release_cpu: Some(1),
+            ..PauseHold::default()
         },
     );
     nic.send(&shape(1));
@@ -232,6 +234,56 @@ fn deterministic_single_thread_variant() {
     nic.detach();
     sim.unload(drv);
     sim.finish();
+}
+
+#[test]
+fn receives_arriving_while_pausing_or_paused_are_returned_not_passed_up() {
+    // The miniport keeps indicating while the filter pauses (NDIS pauses top-down) and may indicate
+    // to a Paused module: every mode must hand such receives back (NdisFReturnNetBufferLists), or drop
+    // them when they carry NDIS_RECEIVE_FLAGS_RESOURCES, and never pass them up
+    // (RECEIVE_PASSED_WHILE_PAUSING).
+    for m in ["exercise", "vlan", "passthrough"] {
+        for flags in [0, NDIS_RECEIVE_FLAGS_RESOURCES] {
+            let (sim, drv) = start(2);
+            let nic = adapter(
+                &sim,
+                m,
+                PauseHold {
+                    sends: true,
+                    receives_while_pausing: Some((shape(2), flags)),
+                    release_every_ticks: 1,
+                    ..PauseHold::default()
+                },
+            );
+            // A tagged send, so vlan mode transforms it too and the pause pends.
+            nic.send(&NblShape {
+                ieee8021q: info(1, 5),
+                ..shape(1)
+            });
+            nic.pause().unwrap();
+            let pended = nic.pause_record().status == Some(NDIS_STATUS_PENDING);
+            assert_eq!(pended, m != "passthrough", "{m}: {:?}", nic.pause_record());
+            assert_eq!(
+                nic.pause_record().indicated_while_pausing,
+                if pended { 2 } else { 0 }
+            );
+            assert_eq!(nic.state(), ModuleState::Paused);
+            kernel_dispatch(|| nic.indicate(&shape(1), flags));
+            let c = nic.counters();
+            assert_eq!(pool_in_flight(), 0);
+            nic.detach();
+            sim.unload(drv);
+            sim.finish();
+            assert_eq!(
+                c.proto_received_nbls, 0,
+                "{m}/{flags:#x}: nothing passed up"
+            );
+            assert_eq!(
+                c.mp_returned_nbls, c.mp_indicated_nbls,
+                "{m}/{flags:#x}: every receive back at the miniport"
+            );
+        }
+    }
 }
 
 fn kernel_dispatch<R>(f: impl FnOnce() -> R) -> R {

@@ -1,10 +1,14 @@
 //! Where the retreat records live: the NBL context area.
 //!
 //! **Decision (DESIGN §5 "Retreat record").** Each NBL the filter transforms gets one context block from
-//! `NdisAllocateNetBufferListContext(nbl, 24 + 40 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
-//! [`NblContextHeader`] followed by one 40-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
-//! multiples of `sizeof(PVOID)` as the routine requires, and the size fits the routine's `USHORT` for
-//! up to [`MAX_NBS`] NBs (an NBL with more is completed with NDIS_STATUS_RESOURCES / dropped, counted).
+//! `NdisAllocateNetBufferListContext(nbl, round_up(24 + 40 * NumberOfNetBuffers, 16), 0, NBL_CONTEXT_TAG)`: a
+//! 24-byte [`NblContextHeader`] followed by one 40-byte [`RetreatRecord`] per NB, in NB order, the total
+//! rounded up to MEMORY_ALLOCATION_ALIGNMENT (16): context sizes must be multiples of it so that the
+//! next driver's context data stays 16-aligned (ndis-contract.md §6 "NBL context space"; ndis-sim's
+//! NBL_CONTEXT_MISALIGNED). The size fits the routine's `USHORT` for up to [`MAX_NBS`] NBs (an NBL
+//! with more is completed with NDIS_STATUS_RESOURCES / dropped, counted). FilterRestart raises the
+//! ContextBackFillSize of the restart attributes by [`context_size`]`(1)`, so drivers above leave room
+//! for the common one-NB NBL and NDIS carves it instead of allocating.
 //! NDIS carves the block out of the NBL's context backfill when the allocator of the NBL left room
 //! (protocols and NDIS NBL pools normally do), and only otherwise allocates; the filter itself never
 //! allocates on the hot path except from the pool. The context is the only per-NBL storage a filter
@@ -20,7 +24,7 @@
 //! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb.rs/transform/).
 //! IRQL: <= DISPATCH_LEVEL everywhere.
 
-use crate::names::POOL_TAG;
+use crate::names::tags::NBL_CONTEXT as NBL_CONTEXT_TAG;
 use crate::nb::RetreatRecord;
 use ndis_sys::*;
 
@@ -56,12 +60,21 @@ const _: () =
     assert!(HEADER_BYTES == 24 && HEADER_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
 const _: () = assert!(RECORD_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
 
+/// MEMORY_ALLOCATION_ALIGNMENT: every context size is a multiple of it.
+const ALIGN: usize = MEMORY_ALLOCATION_ALIGNMENT;
+/// The largest multiple of [`ALIGN`] a `USHORT` holds.
+const MAX_CONTEXT: usize = u16::MAX as usize / ALIGN * ALIGN;
 /// Most NBs per NBL the context can describe (`ContextSize` is a USHORT).
-pub const MAX_NBS: usize = (u16::MAX as usize - HEADER_BYTES) / RECORD_BYTES;
+pub const MAX_NBS: usize = (MAX_CONTEXT - HEADER_BYTES) / RECORD_BYTES;
 
-/// The context size for `nb_count` NBs (a multiple of 8), or `None` above [`MAX_NBS`]. Any IRQL.
-pub fn context_size(nb_count: usize) -> Option<u16> {
-    (nb_count <= MAX_NBS).then(|| (HEADER_BYTES + RECORD_BYTES * nb_count) as u16)
+/// The context size for `nb_count` NBs (header + records rounded up to a multiple of
+/// MEMORY_ALLOCATION_ALIGNMENT), or `None` above [`MAX_NBS`]. Any IRQL.
+pub const fn context_size(nb_count: usize) -> Option<u16> {
+    if nb_count > MAX_NBS {
+        return None;
+    }
+    let raw = HEADER_BYTES + RECORD_BYTES * nb_count;
+    Some(raw.div_ceil(ALIGN).saturating_mul(ALIGN) as u16)
 }
 
 /// Number of NBs in an NBL. IRQL <= DISPATCH_LEVEL.
@@ -95,8 +108,8 @@ impl NblContext {
         // SAFETY: valid NBL.
         let n = unsafe { nb_count(nbl) };
         let size = context_size(n).ok_or(NDIS_STATUS_RESOURCES)?;
-        // SAFETY: valid, owned NBL; size and backfill are multiples of sizeof(PVOID).
-        let status = unsafe { NdisAllocateNetBufferListContext(nbl, size, 0, POOL_TAG) };
+        // SAFETY: valid, owned NBL; size and backfill are multiples of MEMORY_ALLOCATION_ALIGNMENT.
+        let status = unsafe { NdisAllocateNetBufferListContext(nbl, size, 0, NBL_CONTEXT_TAG) };
         if status != NDIS_STATUS_SUCCESS {
             return Err(status);
         }
@@ -198,10 +211,12 @@ mod tests {
     #[test]
     fn sizes_follow_the_documented_rules() {
         assert_eq!(context_size(1), Some(64));
-        assert_eq!(context_size(0), Some(24));
-        for n in [1, 2, 3, 17, MAX_NBS] {
-            let s = context_size(n).unwrap();
-            assert_eq!(s as usize % core::mem::size_of::<PVOID>(), 0);
+        assert_eq!(context_size(0), Some(32));
+        assert_eq!(context_size(2), Some(112), "104 rounded up");
+        for n in [0, 1, 2, 3, 17, MAX_NBS] {
+            let s = context_size(n).unwrap() as usize;
+            assert_eq!(s % MEMORY_ALLOCATION_ALIGNMENT, 0);
+            assert!(s >= HEADER_BYTES + RECORD_BYTES * n);
         }
         assert_eq!(context_size(MAX_NBS + 1), None);
     }

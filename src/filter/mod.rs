@@ -10,6 +10,7 @@ pub mod module;
 mod oid;
 mod receive;
 mod register;
+mod restart;
 mod send;
 pub mod stats;
 mod status;

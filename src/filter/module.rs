@@ -19,7 +19,7 @@
 
 use super::config::{self, Config};
 use super::stats::{FilterStats, FilterStatsSnapshot};
-use crate::names::POOL_TAG;
+use crate::names::tags::MODULE as MODULE_TAG;
 use crate::nb::MdlHandlers;
 use crate::transform::Mode;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
@@ -293,6 +293,7 @@ fn apply_config(module: &FilterModule, handle: NDIS_HANDLE) {
 }
 
 /// FilterAttach. PASSIVE_LEVEL. Allocates the module, reads its configuration, sets the attributes.
+/// Returns only NDIS_STATUS_SUCCESS, NDIS_STATUS_RESOURCES or NDIS_STATUS_FAILURE, as documented.
 ///
 /// # Safety
 /// Called by NDIS with valid parameters.
@@ -305,8 +306,9 @@ pub unsafe extern "system" fn FilterAttach(
         // SAFETY: NDIS passes valid attach parameters.
         let medium = unsafe { (*params).MiniportMediaType };
         if medium != NdisMedium802_3 {
-            // The transforms assume Ethernet frames (INF FilterMediaTypes = ethernet).
-            return NDIS_STATUS_NOT_SUPPORTED;
+            // The transforms assume Ethernet frames (INF FilterMediaTypes = ethernet). FilterAttach
+            // may fail only with RESOURCES or FAILURE (ddi/ndis/nc-ndis-filter_attach).
+            return NDIS_STATUS_FAILURE;
         }
     }
     // SAFETY: PASSIVE_LEVEL nonpaged allocation with the driver's tag; zeroed by ExAllocatePool2.
@@ -314,7 +316,7 @@ pub unsafe extern "system" fn FilterAttach(
         ExAllocatePool2(
             POOL_FLAG_NON_PAGED,
             core::mem::size_of::<FilterModule>(),
-            POOL_TAG,
+            MODULE_TAG,
         )
     } as *mut FilterModule;
     if module.is_null() {
@@ -351,8 +353,13 @@ pub unsafe extern "system" fn FilterAttach(
         unsafe { NdisFSetAttributes(ndis_filter_handle, module as NDIS_HANDLE, &mut attrs) };
     if status != NDIS_STATUS_SUCCESS {
         // SAFETY: the module was never published to NDIS; free our own block.
-        unsafe { ExFreePoolWithTag(module as PVOID, POOL_TAG) };
-        return status;
+        unsafe { ExFreePoolWithTag(module as PVOID, MODULE_TAG) };
+        // Only the statuses FilterAttach documents go back to NDIS.
+        return if status == NDIS_STATUS_RESOURCES {
+            NDIS_STATUS_RESOURCES
+        } else {
+            NDIS_STATUS_FAILURE
+        };
     }
     // SAFETY: `module` is live until FilterDetach.
     unsafe { (*module).set_state(ModuleState::Paused) };
@@ -370,7 +377,7 @@ pub unsafe extern "system" fn FilterDetach(ctx: NDIS_HANDLE) {
     // SAFETY: live module; nothing of ours is outstanding in Paused (the pause completed only then).
     unsafe {
         (*module).magic = 0;
-        ExFreePoolWithTag(ctx, POOL_TAG);
+        ExFreePoolWithTag(ctx, MODULE_TAG);
     }
 }
 
@@ -380,12 +387,15 @@ pub unsafe extern "system" fn FilterDetach(ctx: NDIS_HANDLE) {
 /// `ctx` is a live module context.
 pub unsafe extern "system" fn FilterRestart(
     ctx: NDIS_HANDLE,
-    _params: *mut NDIS_FILTER_RESTART_PARAMETERS,
+    params: *mut NDIS_FILTER_RESTART_PARAMETERS,
 ) -> NDIS_STATUS {
     // SAFETY: NDIS passes the live context.
     let module = unsafe { &*(ctx as *const FilterModule) };
     module.set_state(ModuleState::Restarting);
     apply_config(module, module.ndis_filter_handle);
+    // Tell the drivers above how much data/context backfill this mode wants (filter/restart.rs).
+    // SAFETY: the restart parameters NDIS passed, PASSIVE_LEVEL.
+    unsafe { super::restart::raise_backfill(params, module.config.load().mode) };
     module.pause_pending.store(false, Ordering::SeqCst);
     // The bias reference first, then Running: a send that sees Running always finds the bias held.
     module.acquire(1);

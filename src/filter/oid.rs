@@ -9,7 +9,7 @@
 #![allow(non_snake_case, non_upper_case_globals)] // NDIS names for handlers and constants
 
 use super::module::FilterModule;
-use crate::names::POOL_TAG;
+use crate::names::tags::OID_CLONE as OID_CLONE_TAG;
 use core::sync::atomic::Ordering;
 use ndis_sys::*;
 
@@ -26,7 +26,7 @@ pub unsafe extern "system" fn FilterOidRequest(
     let handle = module.ndis_filter_handle;
     let mut clone: *mut NDIS_OID_REQUEST = core::ptr::null_mut();
     // SAFETY: a valid request from NDIS; `clone` receives the new request or NULL.
-    let status = unsafe { NdisAllocateCloneOidRequest(handle, request, POOL_TAG, &mut clone) };
+    let status = unsafe { NdisAllocateCloneOidRequest(handle, request, OID_CLONE_TAG, &mut clone) };
     if status != NDIS_STATUS_SUCCESS || clone.is_null() {
         module
             .stats
@@ -41,6 +41,9 @@ pub unsafe extern "system" fn FilterOidRequest(
     // SAFETY: the clone is ours until forwarded; the original is valid until we complete it.
     unsafe {
         (*clone).SourceReserved[0] = request as PVOID;
+        // The clone answers to the original's RequestId, so a cancel of the original (forwarded by
+        // FilterCancelOidRequest with that RequestId) reaches it, as in the ndislwf sample.
+        (*clone).RequestId = (*request).RequestId;
         module
             .pending_oid_id
             .store((*request).RequestId, Ordering::Release);

@@ -9,14 +9,15 @@
 //! indication returns, and relinked, so the original chain is handed back in its original order;
 //! failed NBLs are simply not indicated (the documented drop for CANNOT_PEND receives).
 //! NDIS_RETURN_FLAGS_DISPATCH_LEVEL is derived from NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, never from the
-//! IRQL.
+//! IRQL. While the module is Pausing or Paused nothing is passed up: receives are returned at once, or
+//! (with NDIS_RECEIVE_FLAGS_RESOURCES) dropped.
 //!
 //! Owns: the receive-side list handling. Must not: retreat/restore directly (datapath.rs does).
 
 #![allow(non_snake_case)]
 
 use super::datapath::{restore_nbl, transform_nbl, NblList, Outcome, Path};
-use super::module::FilterModule;
+use super::module::{FilterModule, ModuleState};
 use super::stats::{Direction, Tally};
 use crate::transform::Mode;
 use core::sync::atomic::Ordering;
@@ -37,6 +38,23 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
     let module = unsafe { &*(ctx as *const FilterModule) };
     let handle = module.ndis_filter_handle;
     module.acquire(1);
+    let state = module.state();
+    if state == ModuleState::Pausing as u32 || state == ModuleState::Paused as u32 {
+        // A Pausing (or Paused) module passes nothing new up (network/pausing-a-filter-module):
+        // receives that may pend go straight back to the miniport; NDIS_RECEIVE_FLAGS_RESOURCES ones
+        // are dropped by returning from this callback, which gives them back to NDIS.
+        if NDIS_TEST_RECEIVE_CAN_PEND(receive_flags) {
+            let return_flags = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(receive_flags) {
+                NDIS_RETURN_FLAGS_DISPATCH_LEVEL
+            } else {
+                0
+            };
+            // SAFETY: returning, unchanged, the NBLs the miniport indicated, with the derived flag.
+            unsafe { NdisFReturnNetBufferLists(handle, nbls, return_flags) };
+        }
+        module.release_from_data_path(1);
+        return;
+    }
     let cfg = module.config.load();
     // Re-inserting stripped tags inline makes the chain's EtherTypes and VLANs differ from what the
     // miniport's SINGLE_ETHER_TYPE / SINGLE_VLAN hints promised; clear those hints when that can happen.

@@ -14,7 +14,7 @@ use ndis_sys::{
 };
 
 /// Pool tag of every block, magazine array and pool structure: `'MdlP'` as `!pool` shows it.
-pub const POOL_BLOCK_TAG: u32 = u32::from_le_bytes(*b"MdlP");
+pub const POOL_BLOCK_TAG: u32 = crate::names::tags::MDL_BLOCK;
 
 /// The kernel platform. `max_cpus` is read once at creation
 /// (`KeQueryMaximumProcessorCountEx(ALL_PROCESSOR_GROUPS)`, constant while the system runs).

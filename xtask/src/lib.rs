@@ -7,6 +7,7 @@
 //! - [`inf`]: INF reading and stamping.
 //! - [`known`]: the allow-list of kernel exports.
 //! - [`names`]: the names the driver, the INF and the verifier share.
+//! - [`pool_tags`]: the driver's pool tags and their check.
 //! - [`windbg_check`]: the NatVis and debugger script against the PDB; shipped in each package.
 //! - [`wdk_inx`]: `mdlpool.inx`, the copy of `driver.inx` that cargo-wdk requires.
 
@@ -14,6 +15,7 @@ pub mod inf;
 pub mod known;
 pub mod names;
 pub mod package;
+pub mod pool_tags;
 pub mod sign;
 pub mod verify;
 pub mod wdk_inx;

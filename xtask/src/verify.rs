@@ -159,6 +159,7 @@ pub fn verify_package(
     verify_inf(arch, inf, &mut report);
     verify_min_build(arch, inf, known, &mut report);
     verify_names(sys, inf, &mut report);
+    crate::pool_tags::verify(arch, sys, &mut report);
     report
 }
 

@@ -190,6 +190,11 @@ crate::sim_exports! {
             verifier::report(rules::BAD_OBJECT, chars as usize, "a filter with FilterReceiveNetBufferLists must have FilterStatus");
             return NDIS_STATUS_BAD_CHARACTERISTICS;
         }
+        // SAFETY: the I/O manager's driver object (checked non-NULL).
+        if unsafe { (*driver_object).DriverUnload }.is_none() {
+            verifier::report(rules::UNLOAD_NOT_SET_AT_REGISTER, driver_object as usize,
+                "NdisFRegisterFilterDriver: DRIVER_OBJECT.DriverUnload is not set yet (set it before registering, as the ndislwf sample does)");
+        }
         let abi = caller_abi();
         let handle = stack::alloc_handle();
         let set_options = copy.SetOptionsHandler;
@@ -376,8 +381,9 @@ crate::sim_exports! {
         }
     }
 
-    /// `NdisFIndicateReceiveNetBufferLists`: IRQL <= DISPATCH_LEVEL; Running/Restarting, or Pausing
-    /// for pass-through; NumberOfNetBufferLists must match.
+    /// `NdisFIndicateReceiveNetBufferLists`: IRQL <= DISPATCH_LEVEL; Running/Restarting only (a
+    /// pass-through while Pausing/Paused is RECEIVE_PASSED_WHILE_PAUSING); NumberOfNetBufferLists
+    /// must match.
     fn NdisFIndicateReceiveNetBufferLists(handle: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, port: NDIS_PORT_NUMBER, count: u32, flags: u32) {
         let _ = port;
         check_irql("NdisFIndicateReceiveNetBufferLists", DISPATCH_LEVEL, nbls as usize);
@@ -386,13 +392,14 @@ crate::sim_exports! {
         let list = take_from_filter("NdisFIndicateReceiveNetBufferLists", nbls);
         let st = state_of(id);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
-        let allowed = match st {
-            ModuleState::Running | ModuleState::Restarting => true,
-            ModuleState::Pausing => !originated,
-            _ => false,
-        };
-        if !allowed {
-            verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated})"));
+        match st {
+            ModuleState::Running | ModuleState::Restarting => {}
+            // [PAUSING]: a Pausing (or Paused) module returns new receives from below at once
+            // (NdisFReturnNetBufferLists, or just returning for NDIS_RECEIVE_FLAGS_RESOURCES).
+            ModuleState::Pausing | ModuleState::Paused if !originated => {
+                verifier::report(rules::RECEIVE_PASSED_WHILE_PAUSING, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists passes receives from below up in state {st:?}; they must be returned (or, with RESOURCES, dropped)"));
+            }
+            _ => verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated})")),
         }
         for &n in &list {
             // SAFETY: registered NBL the filter held; sealed now that the protocol owns it.
@@ -461,6 +468,8 @@ crate::sim_exports! {
         // SAFETY: fresh block of the request's size; the source is a valid request.
         unsafe {
             std::ptr::copy_nonoverlapping(req, c, 1);
+            // The sample copies RequestId into its clone itself: ndis-sim's clone does not carry it.
+            (*c).RequestId = std::ptr::null_mut();
             (*c).NdisReserved = [std::ptr::null_mut(); NDIS_OID_REQUEST_NDIS_RESERVED_SIZE];
             (*c).SourceReserved = [std::ptr::null_mut(); 2];
             (*c).MiniportReserved = [std::ptr::null_mut(); 2];
@@ -494,6 +503,15 @@ crate::sim_exports! {
         let hdr = unsafe { (*req).Header };
         if hdr.Type != NDIS_OBJECT_TYPE_OID_REQUEST || hdr.Size < NDIS_SIZEOF_OID_REQUEST_REVISION_1 {
             return NDIS_STATUS_INVALID_PARAMETER;
+        }
+        let original = stack().adapters[id].clones.get(&(req as usize)).copied();
+        if let Some(o) = original {
+            // SAFETY: a live clone and its original, both valid while the OID is in flight.
+            let (mine, theirs) = unsafe { ((*req).RequestId, (*(o as *mut NDIS_OID_REQUEST)).RequestId) };
+            if mine != theirs {
+                verifier::report(rules::OID_CLONE_REQUEST_ID, req as usize,
+                    format!("NdisFOidRequest: clone RequestId {mine:p}, original's {theirs:p}: a cancel of the original cannot reach it"));
+            }
         }
         if stack().adapters[id].cfg.pend_oids {
             stack().adapters[id].mp_oids.push_back(req as usize);
@@ -673,6 +691,13 @@ pub(crate) fn attach_flow(id: usize) -> Result<(), LifecycleError> {
         )
     });
     drop(params);
+    if !matches!(
+        st,
+        NDIS_STATUS_SUCCESS | NDIS_STATUS_RESOURCES | NDIS_STATUS_FAILURE | NDIS_STATUS_PENDING
+    ) {
+        verifier::report(rules::ATTACH_STATUS_UNDOCUMENTED, handle,
+            format!("FilterAttach returned {:#x}; only NDIS_STATUS_SUCCESS, NDIS_STATUS_RESOURCES and NDIS_STATUS_FAILURE are documented", st as u32));
+    }
     if st == NDIS_STATUS_SUCCESS {
         if !stack().adapters[id].set_attrs {
             verifier::report(
@@ -741,7 +766,7 @@ fn build_attach_params(id: usize) -> Box<NDIS_FILTER_ATTACH_PARAMETERS> {
     p.MediaDuplexState = 2;
     p.XmitLinkSpeed = 10_000_000_000;
     p.RcvLinkSpeed = 10_000_000_000;
-    p.MiniportMediaType = NdisMedium802_3;
+    p.MiniportMediaType = a.cfg.medium;
     p.MacAddressLength = 6;
     p.CurrentMacAddress[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1 + id as u8]);
     p.LowerIfIndex = 10 + id as u32;
@@ -812,7 +837,9 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
     );
     p.MiniportMediaType = NdisMedium802_3;
     p.LowerIfIndex = 10 + id as u32;
-    // SAFETY: the registered FilterRestart; `p` lives across the call.
+    let attrs = RestartAttrs::new(id);
+    p.RestartAttributes = attrs.entry;
+    // SAFETY: the registered FilterRestart; `p` and the attributes live across the call.
     let mut st = passive("FilterRestart", || unsafe {
         f.invoke(abi, (ctx, &mut p as *mut _))
     });
@@ -830,12 +857,87 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
     stack().adapters[id].restart_pending = false;
     let _ = handle;
     if st == NDIS_STATUS_SUCCESS {
+        // What the filter left in the attributes is what the drivers above are told.
+        let top = attrs.backfill(handle);
+        stack().adapters[id].top_backfill = Some(top);
+        verifier::log(format!("[ndis] adapter {id}: restart attributes up: DataBackFillSize {}, ContextBackFillSize {}", top.0, top.1));
         stack().adapters[id].state = ModuleState::Running;
         verifier::log(format!("[ndis] adapter {id}: running"));
         Ok(())
     } else {
         stack().adapters[id].state = ModuleState::Paused;
         Err(LifecycleError::Failed(st))
+    }
+}
+
+/// The restart attributes NDIS hands FilterRestart (DOCUMENTED: ns-ndis-_ndis_restart_attributes,
+/// ns-ndis-_ndis_restart_general_attributes): one OID_GEN_MINIPORT_RESTART_ATTRIBUTES entry whose
+/// Data is an NDIS_RESTART_GENERAL_ATTRIBUTES (revision 2) with the miniport's values; the filter may
+/// change any member, and what it leaves there goes up to the drivers above.
+struct RestartAttrs {
+    entry: *mut NDIS_RESTART_ATTRIBUTES,
+    rss: *mut u8,
+}
+
+impl RestartAttrs {
+    fn new(id: usize) -> Self {
+        let cfg = stack().adapters[id].cfg.clone();
+        let len = std::mem::size_of::<NDIS_RESTART_GENERAL_ATTRIBUTES>();
+        let entry = mem::raw_alloc(
+            mem::Owner::Sim,
+            POOL_FLAG_NON_PAGED,
+            0x10 + len,
+            mem::SIM_TAG,
+        ) as *mut NDIS_RESTART_ATTRIBUTES;
+        // NDIS_RECEIVE_SCALE_CAPABILITIES (0x14 bytes) zero-filled: no RSS.
+        let rss = mem::raw_alloc(mem::Owner::Sim, POOL_FLAG_NON_PAGED, 0x20, mem::SIM_TAG);
+        // SAFETY: fresh zeroed blocks of the sizes written.
+        unsafe {
+            (*entry).Next = std::ptr::null_mut();
+            (*entry).Oid = OID_GEN_MINIPORT_RESTART_ATTRIBUTES;
+            (*entry).DataLength = len as u32;
+            let g = NDIS_RESTART_ATTRIBUTES::data(entry) as *mut NDIS_RESTART_GENERAL_ATTRIBUTES;
+            (*g).Header = NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_RESTART_GENERAL_ATTRIBUTES,
+                NDIS_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
+                NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2,
+            );
+            (*g).MtuSize = cfg.mtu_size;
+            (*g).MaxXmitLinkSpeed = 10_000_000_000;
+            (*g).MaxRcvLinkSpeed = 10_000_000_000;
+            (*g).LookaheadSize = cfg.mtu_size;
+            (*g).MaxMulticastListSize = 32;
+            (*g).RecvScaleCapabilities = rss as PVOID;
+            (*g).AccessType = 2; // NET_IF_ACCESS_BROADCAST
+            (*g).ConnectionType = 1; // NET_IF_CONNECTION_DEDICATED
+            (*g).DataBackFillSize = cfg.lower_data_backfill;
+            (*g).ContextBackFillSize = cfg.lower_context_backfill;
+        }
+        RestartAttrs { entry, rss }
+    }
+
+    /// (DataBackFillSize, ContextBackFillSize) now in the attributes; a ContextBackFillSize that is
+    /// not a multiple of MEMORY_ALLOCATION_ALIGNMENT is NBL_CONTEXT_MISALIGNED (the drivers above
+    /// allocate their NBLs' context backfill with it).
+    fn backfill(&self, handle: usize) -> (u32, u32) {
+        // SAFETY: our live block; the filter may have changed the values, not the shape.
+        let (d, c) = unsafe {
+            let g =
+                NDIS_RESTART_ATTRIBUTES::data(self.entry) as *const NDIS_RESTART_GENERAL_ATTRIBUTES;
+            ((*g).DataBackFillSize, (*g).ContextBackFillSize)
+        };
+        if c as usize % MEMORY_ALLOCATION_ALIGNMENT != 0 || c > u16::MAX as u32 {
+            verifier::report(rules::NBL_CONTEXT_MISALIGNED, handle,
+                format!("FilterRestart left ContextBackFillSize {c}: not a multiple of MEMORY_ALLOCATION_ALIGNMENT ({MEMORY_ALLOCATION_ALIGNMENT}) within a USHORT"));
+        }
+        (d, c)
+    }
+}
+
+impl Drop for RestartAttrs {
+    fn drop(&mut self) {
+        mem::raw_free(self.entry as *mut u8);
+        mem::raw_free(self.rss);
     }
 }
 
@@ -956,12 +1058,19 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     result
 }
 
-/// Steps 2 and 3 of [`stack::PauseHold`]: sends while Pausing (when the pause pended), then the
+/// Steps 2 and 3 of [`stack::PauseHold`]: sends and receives while Pausing (when the pause pended), then the
 /// held sends and receives given back one at a time on the simulated clock and the chosen CPU.
 fn release_held_across_pause(id: usize, h: &stack::PauseHold, pended: bool) {
     if let (true, Some(shape)) = (pended, &h.sends_while_pausing) {
         let n = stack::protocol_send(id, shape, 0);
         stack().adapters[id].pause_record.sent_while_pausing += n;
+    }
+    if let (true, Some((shape, flags))) = (pended, &h.receives_while_pausing) {
+        // The miniport below is still running while the filter pauses (NDIS pauses top-down).
+        let n = kernel::at_irql(DISPATCH_LEVEL, || {
+            stack::miniport_indicate(id, shape, *flags)
+        });
+        stack().adapters[id].pause_record.indicated_while_pausing += n;
     }
     let home = kernel::current_cpu();
     let cpu = h.release_cpu.unwrap_or(home);

@@ -34,7 +34,18 @@
 //! bytes, NB consistency, MDL ByteCount vs `*BufferSize`, nonpaged/built MDLs, foreign-MDL frees,
 //! double complete/return, NBLs touched after hand-off (sealed by checksum), state rules of the module
 //! state machine, outstanding NBLs at pause, simulated timeouts, and leaks of NBLs, MDLs, pool, timers
-//! and configuration handles at detach and unload.
+//! and configuration handles at detach and unload; receives passed up by a Pausing/Paused module, NBL
+//! context sizes that break MEMORY_ALLOCATION_ALIGNMENT, undocumented FilterAttach statuses, a
+//! DriverUnload set only after registration and OID clones forwarded without their RequestId (each
+//! rule's evidence is at its definition).
+//!
+//! ## NBL contexts and restart attributes
+//! Context blocks are laid out as documented (`Size` = the whole space, `Offset` = the unused part in
+//! front). The protocol's and the miniport's NBLs carry context data of their own plus the
+//! ContextBackFillSize the stack asked for in the restart attributes FilterRestart received
+//! ([`AdapterConfig::lower_context_backfill`], [`Adapter::restart_backfill`]); the protocol also
+//! leaves the DataBackFillSize in front of its frames. [`nbl::context_allocations`] tells carves from
+//! allocated blocks; [`mem::poolused`] groups live pool blocks by tag.
 //!
 //! ## Pausing with work outstanding
 //! By default a pause drains the protocol above first (as NDIS pauses overlying drivers first), so
@@ -631,6 +642,14 @@ impl Adapter {
     /// FilterDetach (Paused → Detached) and the per-module leak checks.
     pub fn detach(&self) {
         self.lifecycle(|| filter::detach_flow(self.id))
+    }
+
+    /// (DataBackFillSize, ContextBackFillSize) the drivers above the filter were told: what the
+    /// filter left in the restart attributes of its last successful FilterRestart, or before any
+    /// restart what the miniport reports ([`AdapterConfig::lower_data_backfill`],
+    /// [`AdapterConfig::lower_context_backfill`]). The protocol allocates its NBLs with them.
+    pub fn restart_backfill(&self) -> (u32, u32) {
+        stack::top_backfill(self.id)
     }
 
     /// The module's state.

@@ -46,6 +46,8 @@ struct Block {
 struct PoolTable {
     blocks: BTreeMap<usize, Block>,
     mdls: HashMap<usize, MdlOrigin>,
+    /// Allocations per tag since the simulation started (`!poolused`'s Allocs column).
+    allocs: BTreeMap<u32, usize>,
 }
 
 static POOL: LazyLock<Mutex<PoolTable>> = LazyLock::new(|| Mutex::new(PoolTable::default()));
@@ -89,7 +91,9 @@ pub(crate) fn raw_alloc(owner: Owner, flags: POOL_FLAGS, size: usize, tag: u32) 
     };
     // SAFETY: `p` is a fresh allocation of `layout.size()` bytes.
     unsafe { std::ptr::write_bytes(p, fill, layout.size()) };
-    pool().blocks.insert(
+    let mut t = pool();
+    *t.allocs.entry(tag).or_insert(0) += 1;
+    t.blocks.insert(
         p as usize,
         Block {
             size,
@@ -159,13 +163,31 @@ pub(crate) fn driver_blocks() -> Vec<(usize, usize, u32, Option<MdlOrigin>)> {
         .collect()
 }
 
+/// Live pool blocks per tag, the way `!poolused` groups them: the driver's own allocations and the
+/// ones NDIS makes on its behalf with the tag it passed (NBL contexts, OID clones, timer objects).
+/// Any IRQL.
+/// Values are (live blocks, allocations since the simulation started). Any IRQL.
+pub fn poolused() -> std::collections::BTreeMap<[u8; 4], (usize, usize)> {
+    let t = pool();
+    let mut m = std::collections::BTreeMap::new();
+    for (&tag, &n) in &t.allocs {
+        m.insert(tag.to_le_bytes(), (0, n));
+    }
+    for b in t.blocks.values() {
+        m.entry(b.tag.to_le_bytes()).or_insert((0, 0)).0 += 1;
+    }
+    m
+}
+
 /// Frees every remaining block (end of a simulation, after the leak report).
 pub(crate) fn free_all() {
     let addrs: Vec<usize> = pool().blocks.keys().copied().collect();
     for a in addrs {
         raw_free(a as *mut u8);
     }
-    pool().mdls.clear();
+    let mut t = pool();
+    t.mdls.clear();
+    t.allocs.clear();
 }
 
 fn pool_alloc_checked(routine: &str, flags: POOL_FLAGS, size: usize, tag: u32) -> PVOID {

@@ -148,6 +148,8 @@ fn reg() -> std::sync::MutexGuard<'static, Registry> {
 
 pub(crate) fn reset() {
     *reg() = Registry::default();
+    CONTEXT_CARVES.store(0, std::sync::atomic::Ordering::Relaxed);
+    CONTEXT_BLOCKS.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs `f` on the record of a known NBL.
@@ -422,6 +424,8 @@ pub(crate) struct NblSnap {
     pub context: usize,
     pub context_offset: u16,
     pub context_size: u16,
+    /// The owner's used context bytes (`[DATA_START, DATA_START + Size - Offset)`) at hand-out.
+    pub context_bytes: Vec<u8>,
     pub source_handle: usize,
     pub nbl_flags: u32,
     pub info: [usize; MaxNetBufferListInfo],
@@ -467,6 +471,7 @@ pub(crate) unsafe fn snapshot(nbl: *const NET_BUFFER_LIST) -> NblSnap {
         } else {
             ((*l.Context).Offset, (*l.Context).Size)
         };
+        let context_bytes = context_used_bytes(l.Context);
         let mut info = [0usize; MaxNetBufferListInfo];
         for (i, v) in l.NetBufferListInfo.iter().enumerate() {
             info[i] = *v as usize;
@@ -476,10 +481,32 @@ pub(crate) unsafe fn snapshot(nbl: *const NET_BUFFER_LIST) -> NblSnap {
             context: l.Context as usize,
             context_offset: co,
             context_size: cs,
+            context_bytes,
             source_handle: l.SourceHandle as usize,
             nbl_flags: l.NblFlags,
             info,
         }
+    }
+}
+
+/// The used bytes of a context block laid out as documented (ns-nbl-net_buffer_list_context): `Size`
+/// is the whole context space, `Offset` the unused part in front, the used data runs from
+/// `ContextData + Offset` to the end. Empty for a NULL or inconsistent block.
+///
+/// # Safety
+/// `ctx` must be NULL or a valid context block with `Size` bytes of data space.
+unsafe fn context_used_bytes(ctx: *const NET_BUFFER_LIST_CONTEXT) -> Vec<u8> {
+    if ctx.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: caller's guarantee.
+    unsafe {
+        let (size, offset) = ((*ctx).Size as usize, (*ctx).Offset as usize);
+        if offset > size {
+            return Vec::new();
+        }
+        let data = (ctx as *const u8).add(std::mem::size_of::<NET_BUFFER_LIST_CONTEXT>() + offset);
+        std::slice::from_raw_parts(data, size - offset).to_vec()
     }
 }
 
@@ -542,6 +569,14 @@ pub(crate) unsafe fn check_restored(
         verifier::report(rules::NBL_NOT_RESTORED, nbl as usize,
             format!("{context}: Context {:p} (Offset {co}, Size {cs}), handed out {:#x} (Offset {}, Size {})",
                 l.Context, snap.context, snap.context_offset, snap.context_size));
+        ok = false;
+    // SAFETY: the same block as at hand-out (checked above), still live.
+    } else if unsafe { context_used_bytes(l.Context) } != snap.context_bytes {
+        verifier::report(
+            rules::DATA_CORRUPTED,
+            nbl as usize,
+            format!("{context}: the owner's context data (Offset {co}, Size {cs}) was overwritten"),
+        );
         ok = false;
     }
     if l.SourceHandle as usize != snap.source_handle {
@@ -649,6 +684,43 @@ fn handle_ok(routine: &str, handle: NDIS_HANDLE) {
     }
 }
 
+static CONTEXT_CARVES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static CONTEXT_BLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn record_context_carve() {
+    CONTEXT_CARVES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn record_context_block() {
+    CONTEXT_BLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// NdisAllocateNetBufferListContext calls since the simulation started that were served (carved,
+/// allocated a new block), in that order.
+pub fn context_allocations() -> (u64, u64) {
+    (
+        CONTEXT_CARVES.load(std::sync::atomic::Ordering::Relaxed),
+        CONTEXT_BLOCKS.load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// Fills the used part of a fresh NBL's context with its owner's bytes (what tcpip or a miniport
+/// keeps there), so a filter that writes outside its own carve is caught at completion/return.
+pub(crate) fn fill_owner_context(nbl: *mut NET_BUFFER_LIST, seed: u8) {
+    // SAFETY: a fresh simulator NBL; its context (if any) was laid out by `alloc_context`.
+    unsafe {
+        let ctx = (*nbl).Context;
+        if ctx.is_null() {
+            return;
+        }
+        let (size, offset) = ((*ctx).Size as usize, (*ctx).Offset as usize);
+        let data = (ctx as *mut u8).add(std::mem::size_of::<NET_BUFFER_LIST_CONTEXT>());
+        for i in offset..size {
+            *data.add(i) = seed ^ (i as u8).wrapping_mul(29);
+        }
+    }
+}
+
 /// Creates an NBL pool owned by the simulator (protocol/miniport use).
 pub(crate) fn sim_nbl_pool(context_size: u16) -> usize {
     let h = mem::raw_alloc(Owner::Sim, POOL_FLAG_NON_PAGED, 64, mem::SIM_TAG) as usize;
@@ -673,20 +745,17 @@ pub(crate) fn free_sim_pool(h: usize) {
     mem::raw_free(h as *mut u8);
 }
 
-fn alloc_context(capacity: u16, used: u16, extra: bool) -> *mut NET_BUFFER_LIST_CONTEXT {
-    let p = mem::raw_alloc(
-        Owner::Sim,
-        POOL_FLAG_NON_PAGED,
-        16 + capacity as usize,
-        mem::SIM_TAG,
-    ) as *mut NET_BUFFER_LIST_CONTEXT;
+fn alloc_context(capacity: u16, used: u16, extra: bool, tag: u32) -> *mut NET_BUFFER_LIST_CONTEXT {
+    let p = mem::raw_alloc(Owner::Sim, POOL_FLAG_NON_PAGED, 16 + capacity as usize, tag)
+        as *mut NET_BUFFER_LIST_CONTEXT;
     if p.is_null() {
         return p;
     }
-    // SAFETY: fresh block of at least 16 bytes.
+    // SAFETY: fresh block of at least 16 bytes. As documented (ns-nbl-net_buffer_list_context):
+    // Size is the whole context space, used and unused; Offset is the unused space in front.
     unsafe {
         (*p).Next = std::ptr::null_mut();
-        (*p).Size = used;
+        (*p).Size = capacity;
         (*p).Offset = capacity - used;
     }
     reg()
@@ -704,6 +773,19 @@ fn free_context_chain(mut ctx: *mut NET_BUFFER_LIST_CONTEXT) {
         mem::raw_free(ctx as *mut u8);
         ctx = next;
         hops += 1;
+    }
+}
+
+/// NBL_CONTEXT_MISALIGNED: context sizes handed to NDIS must be multiples of
+/// MEMORY_ALLOCATION_ALIGNMENT, so every driver's context data stays aligned to it.
+fn check_context_alignment(routine: &str, object: usize, size: u16, backfill: u16) {
+    let a = MEMORY_ALLOCATION_ALIGNMENT as u16;
+    if size % a != 0 || backfill % a != 0 {
+        verifier::report(
+            rules::NBL_CONTEXT_MISALIGNED,
+            object,
+            format!("{routine}: context size {size} / backfill {backfill} not multiples of MEMORY_ALLOCATION_ALIGNMENT ({a})"),
+        );
     }
 }
 
@@ -728,6 +810,8 @@ pub(crate) fn alloc_nbl(
     };
     if !ctx_size.is_multiple_of(8) || !ctx_backfill.is_multiple_of(8) {
         verifier::report(rules::BAD_OBJECT, pool, format!("NBL context size {ctx_size}/backfill {ctx_backfill} not multiples of sizeof(PVOID)"));
+    } else {
+        check_context_alignment("NdisAllocateNetBufferList", pool, ctx_size, ctx_backfill);
     }
     if creator == Creator::Driver && fault::should_fail(AllocSite::Nbl, NBL_ALLOC_SIZE, prec.tag) {
         return std::ptr::null_mut();
@@ -739,7 +823,7 @@ pub(crate) fn alloc_nbl(
     }
     let cap = (ctx_size + ctx_backfill).max(prec.context_size);
     let ctx = if cap > 0 {
-        alloc_context(cap, ctx_size, false)
+        alloc_context(cap, ctx_size, false, prec.tag)
     } else {
         std::ptr::null_mut()
     };
@@ -1283,6 +1367,8 @@ crate::sim_exports! {
         }
         if p.ContextSize % 8 != 0 {
             verifier::report(rules::BAD_OBJECT, params as usize, "NdisAllocateNetBufferListPool: ContextSize not a multiple of sizeof(PVOID)");
+        } else {
+            check_context_alignment("NdisAllocateNetBufferListPool", params as usize, p.ContextSize, 0);
         }
         if fault::should_fail(AllocSite::NblPool, 0, p.PoolTag) {
             return std::ptr::null_mut();
@@ -1430,22 +1516,27 @@ crate::sim_exports! {
         check_irql("NdisAllocateNetBufferListContext", DISPATCH_LEVEL, nbl as usize);
         if !size.is_multiple_of(8) || !backfill.is_multiple_of(8) {
             verifier::report(rules::BAD_OBJECT, nbl as usize, "NdisAllocateNetBufferListContext: sizes not multiples of sizeof(PVOID)");
+        } else {
+            check_context_alignment("NdisAllocateNetBufferListContext", nbl as usize, size, backfill);
         }
         // SAFETY: the driver passes an NBL it owns.
         unsafe {
             let ctx = (*nbl).Context;
             if !ctx.is_null() && (*ctx).Offset >= size {
+                // Carved from the backfill: the used part grows downward, Size (the whole space) stays.
                 (*ctx).Offset -= size;
-                (*ctx).Size += size;
+                record_context_carve();
                 return NDIS_STATUS_SUCCESS;
             }
             if fault::should_fail(AllocSite::NblContext, size as usize, tag) {
                 return NDIS_STATUS_RESOURCES;
             }
-            let new = alloc_context(size + backfill, size, true);
+            // NDIS allocates the block with the caller's tag (`!poolused` shows it as theirs).
+            let new = alloc_context(size + backfill, size, true, tag);
             if new.is_null() {
                 return NDIS_STATUS_RESOURCES;
             }
+            record_context_block();
             (*new).Next = ctx;
             (*nbl).Context = new;
         }
@@ -1458,15 +1549,14 @@ crate::sim_exports! {
         // SAFETY: the driver passes an NBL it owns.
         unsafe {
             let ctx = (*nbl).Context;
-            if ctx.is_null() || (*ctx).Size < size {
+            if ctx.is_null() || (*ctx).Size - (*ctx).Offset.min((*ctx).Size) < size {
                 verifier::report(rules::BAD_OBJECT, nbl as usize, format!("NdisFreeNetBufferListContext({size}) with less context in use"));
                 return;
             }
             (*ctx).Offset += size;
-            (*ctx).Size -= size;
             let rec = reg().contexts.get(&(ctx as usize)).copied();
             if let Some(c) = rec {
-                if c.extra && (*ctx).Size == 0 {
+                if c.extra && (*ctx).Offset == (*ctx).Size {
                     (*nbl).Context = (*ctx).Next;
                     reg().contexts.remove(&(ctx as usize));
                     mem::raw_free(ctx as *mut u8);

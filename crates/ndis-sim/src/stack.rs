@@ -145,6 +145,23 @@ pub struct AdapterConfig {
     /// the miniport still holds sends and/or the protocol still holds receives, which are given back
     /// later (see [`PauseHold`]).
     pub pause_hold: Option<PauseHold>,
+    /// NDIS_RESTART_GENERAL_ATTRIBUTES.MtuSize the miniport reports at restart. Default 1500.
+    pub mtu_size: u32,
+    /// DataBackFillSize the miniport reports in its restart attributes. Default 0.
+    pub lower_data_backfill: u32,
+    /// ContextBackFillSize the miniport reports in its restart attributes. Default 0.
+    pub lower_context_backfill: u32,
+    /// Context bytes the protocol keeps for itself on every NBL it sends (the used part of the
+    /// context it allocates them with; tcpip keeps per-NBL state there). Default 16.
+    pub protocol_context: u16,
+    /// Context bytes the miniport keeps for itself on every NBL it indicates. Default 0.
+    pub miniport_context: u16,
+    /// The protocol leaves the DataBackFillSize of the restart attributes in front of each frame it
+    /// sends, on top of the shape's `data_offset` (tcpip does; a raw-socket or capture sender need
+    /// not). Default true; false keeps every send's geometry exactly as its shape says.
+    pub protocol_honours_data_backfill: bool,
+    /// NDIS_FILTER_ATTACH_PARAMETERS.MiniportMediaType. Default NdisMedium802_3.
+    pub medium: u32,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -156,7 +173,9 @@ pub struct AdapterConfig {
 ///    sends (`sends`) and the protocol's held receives (`receives`) still out;
 /// 2. if FilterPause returned NDIS_STATUS_PENDING and `sends_while_pausing` is set, the protocol
 ///    sends that chain while the module is Pausing (the filter must complete it with
-///    NDIS_STATUS_PAUSED: a Pausing filter may not forward new sends);
+///    NDIS_STATUS_PAUSED: a Pausing filter may not forward new sends); then, with
+///    `receives_while_pausing`, the miniport indicates a chain (the filter must return it, or drop
+///    it when indicated with NDIS_RECEIVE_FLAGS_RESOURCES, never pass it up);
 /// 3. the held NBLs are given back one at a time, queued sends first, each after
 ///    `release_every_ticks` ticks of 10 ms on the simulated clock (timers fire), at DISPATCH_LEVEL
 ///    on virtual CPU `release_cpu` (the pausing thread's CPU when `None`);
@@ -174,6 +193,11 @@ pub struct PauseHold {
     pub receives: bool,
     /// A chain the protocol sends while the module is Pausing (only when FilterPause pended).
     pub sends_while_pausing: Option<NblShape>,
+    /// A chain (and its NDIS_RECEIVE_FLAGS_*) the miniport indicates while the module is Pausing
+    /// (only when FilterPause pended), at DISPATCH_LEVEL, after `sends_while_pausing`: the filter
+    /// must return it at once (NdisFReturnNetBufferLists) or, with NDIS_RECEIVE_FLAGS_RESOURCES,
+    /// drop it; passing it up is RECEIVE_PASSED_WHILE_PAUSING.
+    pub receives_while_pausing: Option<(NblShape, u32)>,
     /// Simulated ticks (10 ms each) before each held NBL is given back.
     pub release_every_ticks: u32,
     /// Virtual CPU the held NBLs are given back on; `None` = the pausing thread's CPU.
@@ -202,6 +226,8 @@ pub struct PauseRecord {
     pub complete_cpu: Option<usize>,
     /// Protocol NBLs sent while Pausing (`PauseHold::sends_while_pausing`).
     pub sent_while_pausing: usize,
+    /// Miniport NBLs indicated while Pausing (`PauseHold::receives_while_pausing`).
+    pub indicated_while_pausing: usize,
 }
 
 impl Default for AdapterConfig {
@@ -217,6 +243,13 @@ impl Default for AdapterConfig {
             extra_receive_flags: 0,
             neighbor_header_bytes: 0,
             pause_hold: None,
+            mtu_size: 1500,
+            lower_data_backfill: 0,
+            lower_context_backfill: 0,
+            protocol_context: 16,
+            miniport_context: 0,
+            protocol_honours_data_backfill: true,
+            medium: NdisMedium802_3,
         }
     }
 }
@@ -239,6 +272,9 @@ pub(crate) struct AdapterRec {
     pub pause_record: PauseRecord,
     pub restart_pending: bool,
     pub restart_status: Option<NDIS_STATUS>,
+    /// (DataBackFillSize, ContextBackFillSize) the filter left in its restart attributes at the last
+    /// successful restart: what the drivers above it were told (None before the first restart).
+    pub top_backfill: Option<(u32, u32)>,
     pub config: BTreeMap<String, ConfigValue>,
     pub proto_pool: usize,
     pub mp_pool: usize,
@@ -455,12 +491,14 @@ fn build_nbls(
     shape: &NblShape,
     source: usize,
 ) -> (Vec<*mut NET_BUFFER_LIST>, u64, u64) {
+    let (used, backfill) = nbl_context_of(id, creator);
     let mut list = Vec::new();
     let mut digest = 0u64;
     let mut nbs = 0u64;
-    for _ in 0..shape.nbls {
-        let nbl = nbl::alloc_nbl(pool, 0, 0, creator, id);
+    for i in 0..shape.nbls {
+        let nbl = nbl::alloc_nbl(pool, used, backfill, creator, id);
         assert!(!nbl.is_null(), "simulator NBL allocation failed");
+        nbl::fill_owner_context(nbl, i as u8);
         for j in 0..shape.nbs_per_nbl.max(1) {
             let seq = {
                 let mut s = stack();
@@ -491,6 +529,33 @@ fn build_nbls(
     (list, digest, nbs)
 }
 
+/// (DataBackFillSize, ContextBackFillSize) the drivers above the filter were told: what the filter
+/// left in its restart attributes, or before any restart what the miniport reports.
+pub(crate) fn top_backfill(id: usize) -> (u32, u32) {
+    let s = stack();
+    let a = &s.adapters[id];
+    a.top_backfill
+        .unwrap_or((a.cfg.lower_data_backfill, a.cfg.lower_context_backfill))
+}
+
+/// The (used, backfill) context a simulated NBL is allocated with. The protocol allocates its sends
+/// with its own context plus the ContextBackFillSize the stack below asked for in the restart
+/// attributes (DOCUMENTED: a filter raises it for the drivers above). The miniport's receive NBLs
+/// get the same backfill: NDIS sizes the context of NBL pools for the whole stack (INFERRED from
+/// the remarks of ns-nbl-net_buffer_list_context, "NDIS estimates the required context data space
+/// and ... adjusts the allocated data space to meet the requirements for the entire driver stack").
+fn nbl_context_of(id: usize, creator: Creator) -> (u16, u16) {
+    let (_, ctx) = top_backfill(id);
+    let s = stack();
+    let cfg = &s.adapters[id].cfg;
+    let used = match creator {
+        Creator::Protocol(_) => cfg.protocol_context,
+        Creator::Miniport(_) => cfg.miniport_context,
+        Creator::Driver => 0,
+    };
+    (used, ctx.min(u16::MAX as u32) as u16)
+}
+
 fn link(list: &[*mut NET_BUFFER_LIST]) -> *mut NET_BUFFER_LIST {
     for (i, &n) in list.iter().enumerate() {
         // SAFETY: NBLs the simulator holds right now.
@@ -507,6 +572,12 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
     let (pool, src) = {
         let s = stack();
         (s.adapters[id].proto_pool, s.adapters[id].proto_pool)
+    };
+    // The protocol leaves the DataBackFillSize the stack below asked for in front of each frame.
+    let honour = stack().adapters[id].cfg.protocol_honours_data_backfill;
+    let shape = &NblShape {
+        data_offset: shape.data_offset + if honour { top_backfill(id).0 } else { 0 },
+        ..shape.clone()
     };
     let (list, digest, nbs) = build_nbls(id, pool, Creator::Protocol(id), shape, src);
     {
@@ -1116,6 +1187,7 @@ pub(crate) fn add_adapter(cfg: AdapterConfig) -> usize {
         pause_record: PauseRecord::default(),
         restart_pending: false,
         restart_status: None,
+        top_backfill: None,
         config: BTreeMap::new(),
         proto_pool,
         mp_pool,

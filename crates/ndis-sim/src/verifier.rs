@@ -109,6 +109,29 @@ pub mod rules {
     pub const TIMER_MISUSE: &str = "TIMER_MISUSE";
     /// An OID clone freed twice or not freed, or the original completed before the clone was freed.
     pub const OID_MISUSE: &str = "OID_MISUSE";
+    /// NdisFIndicateReceiveNetBufferLists passing receives from below up while the module is
+    /// Pausing or Paused: they must be returned at once (NdisFReturnNetBufferLists) or, when indicated
+    /// with NDIS_RECEIVE_FLAGS_RESOURCES, dropped by returning from the callback (DOCUMENTED:
+    /// network/pausing-a-filter-module; the ndislwf sample's FilterReceiveNetBufferLists).
+    pub const RECEIVE_PASSED_WHILE_PAUSING: &str = "RECEIVE_PASSED_WHILE_PAUSING";
+    /// A context size or backfill (NdisAllocateNetBufferListContext, NdisAllocateNetBufferList*,
+    /// NdisAllocateNetBufferListPool's ContextSize) that is not a multiple of
+    /// MEMORY_ALLOCATION_ALIGNMENT (16 on x64/arm64): the next driver's context data would be
+    /// misaligned (DOCUMENTED: nf-nblapi-ndisallocatenetbufferlist; the NdisAllocateNetBufferListContext
+    /// reference of the NDIS 6 Compact 2013 docs; ContextData is DECLSPEC_ALIGN(MEMORY_ALLOCATION_ALIGNMENT)).
+    pub const NBL_CONTEXT_MISALIGNED: &str = "NBL_CONTEXT_MISALIGNED";
+    /// FilterAttach returned a status its documentation does not list (only NDIS_STATUS_SUCCESS,
+    /// NDIS_STATUS_RESOURCES and NDIS_STATUS_FAILURE; DOCUMENTED: ddi/ndis/nc-ndis-filter_attach).
+    pub const ATTACH_STATUS_UNDOCUMENTED: &str = "ATTACH_STATUS_UNDOCUMENTED";
+    /// NdisFRegisterFilterDriver called while the DRIVER_OBJECT has no DriverUnload: the unload
+    /// routine, where NdisFDeregisterFilterDriver must be called, is set first (INFERRED from the
+    /// ndislwf sample's DriverEntry, which sets it before registering, and network/unloading-a-filter-driver).
+    pub const UNLOAD_NOT_SET_AT_REGISTER: &str = "UNLOAD_NOT_SET_AT_REGISTER";
+    /// NdisFOidRequest of a clone whose RequestId differs from its original's: a cancel of the
+    /// original (FilterCancelOidRequest → NdisFCancelOidRequest with that RequestId) could never reach
+    /// it. The ndislwf sample copies it ("use same request ID"); ndis-sim's clone does not (INFERRED
+    /// from the sample copying it explicitly).
+    pub const OID_CLONE_REQUEST_ID: &str = "OID_CLONE_REQUEST_ID";
 }
 
 /// One verifier finding.

@@ -264,7 +264,8 @@ fn nbl_context_allocation_and_free() {
         let pool = NdisAllocateNetBufferListPool(1 as NDIS_HANDLE, &mut pp);
         let nbl = NdisAllocateNetBufferList(pool, 0, 16);
         let ctx0 = (*nbl).Context;
-        assert_eq!(((*ctx0).Offset, (*ctx0).Size), (16, 0));
+        // As documented: Size is the whole context space, Offset the unused part in front.
+        assert_eq!(((*ctx0).Offset, (*ctx0).Size), (16, 16));
         // Fits the backfill: no new block.
         assert_eq!(
             NdisAllocateNetBufferListContext(nbl, 16, 0, 0x7874_6343),
@@ -274,15 +275,25 @@ fn nbl_context_allocation_and_free() {
             ((*nbl).Context, (*ctx0).Offset, (*ctx0).Size),
             (ctx0, 0, 16)
         );
-        // Does not fit: a new block in front.
+        // Does not fit: a new block in front, with the backfill asked for left unused.
         assert_eq!(
-            NdisAllocateNetBufferListContext(nbl, 32, 8, 0x7874_6343),
+            NdisAllocateNetBufferListContext(nbl, 32, 16, 0x7874_6343),
             NDIS_STATUS_SUCCESS
         );
         let ctx1 = (*nbl).Context;
         assert_ne!(ctx1, ctx0);
-        assert_eq!(NET_BUFFER_LIST_CONTEXT_DATA_SIZE(nbl), 32);
+        assert_eq!(((*ctx1).Offset, (*ctx1).Size), (16, 48));
+        // The header's macro returns Size, the whole space.
+        assert_eq!(NET_BUFFER_LIST_CONTEXT_DATA_SIZE(nbl), 48);
         let start = NET_BUFFER_LIST_CONTEXT_DATA_START(nbl);
+        assert_eq!(start as usize % MEMORY_ALLOCATION_ALIGNMENT, 0);
+        // The next 16 bytes are carved from that block's backfill.
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 16, 0, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(((*nbl).Context, (*ctx1).Offset), (ctx1, 0));
+        NdisFreeNetBufferListContext(nbl, 16);
         std::ptr::write_bytes(start, 0xAB, 32);
         NdisFreeNetBufferListContext(nbl, 32);
         assert_eq!((*nbl).Context, ctx0);

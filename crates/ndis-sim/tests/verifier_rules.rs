@@ -524,6 +524,7 @@ fn pause_hold_with_a_correct_filter_is_clean() {
             sends_while_pausing: Some(NblShape::default()),
             release_every_ticks: 1,
             release_cpu: Some(1),
+            ..PauseHold::default()
         }),
         ..AdapterConfig::default()
     });
@@ -550,4 +551,165 @@ fn pause_hold_with_a_correct_filter_is_clean() {
     nic.detach();
     sim.unload(drv);
     sim.finish();
+}
+
+/// Receives from below arriving while a pause is pended (the miniport still runs): a filter that
+/// passes them up is RECEIVE_PASSED_WHILE_PAUSING, once per indication (one without and one with
+/// NDIS_RECEIVE_FLAGS_RESOURCES); the correct filter returns the first and drops the second, and the
+/// simulator finds nothing.
+#[test]
+fn receive_passed_while_pausing() {
+    for (bad, want) in [(Bad::PassReceivesWhilePausing, 2), (Bad::None, 0)] {
+        let sim = Sim::start(SimConfig {
+            cpus: 2,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        lwf::set_bad(bad);
+        if want != 0 {
+            sim.expect_finding(rules::RECEIVE_PASSED_WHILE_PAUSING);
+        }
+        let drv = sim.load_driver(lwf::DriverEntry);
+        let nic = sim.add_adapter(AdapterConfig {
+            pause_hold: Some(PauseHold {
+                sends: true,
+                receives_while_pausing: Some((
+                    NblShape {
+                        nbls: 2,
+                        ..NblShape::default()
+                    },
+                    0,
+                )),
+                release_every_ticks: 1,
+                ..PauseHold::default()
+            }),
+            ..AdapterConfig::default()
+        });
+        nic.attach().unwrap();
+        nic.restart().unwrap();
+        nic.send(&NblShape::default());
+        nic.pause().unwrap();
+        assert_eq!(nic.pause_record().status, Some(NDIS_STATUS_PENDING));
+        assert_eq!(nic.pause_record().indicated_while_pausing, 2);
+        nic.restart().unwrap();
+        nic.send(&NblShape::default());
+        nic.configure(|c| {
+            if let Some(h) = c.pause_hold.as_mut() {
+                if let Some((_, f)) = h.receives_while_pausing.as_mut() {
+                    *f = NDIS_RECEIVE_FLAGS_RESOURCES;
+                }
+            }
+        });
+        nic.pause().unwrap();
+        let c = nic.counters();
+        assert_eq!(c.mp_indicated_nbls, 4);
+        assert_eq!(c.mp_returned_nbls, 4, "every receive back at the miniport");
+        assert_eq!(
+            c.proto_received_nbls,
+            if want != 0 { 4 } else { 0 },
+            "nothing passed up by the correct filter"
+        );
+        assert_eq!(sim.finding_count(rules::RECEIVE_PASSED_WHILE_PAUSING), want);
+        nic.detach();
+        sim.unload(drv);
+        lwf::set_bad(Bad::None);
+        sim.finish();
+    }
+}
+
+/// Context sizes that are multiples of sizeof(PVOID) but not of MEMORY_ALLOCATION_ALIGNMENT (the
+/// 24 + 40·n bytes a filter might ask for): NBL_CONTEXT_MISALIGNED on NdisAllocateNetBufferListContext
+/// (size and backfill), NdisAllocateNetBufferList and NdisAllocateNetBufferListPool; 16-multiples are
+/// clean and keep the data 16-aligned.
+#[test]
+fn nbl_context_misaligned() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    sim.expect_finding(rules::NBL_CONTEXT_MISALIGNED);
+    // SAFETY: a pool and NBL of our own, freed below; PASSIVE_LEVEL.
+    unsafe {
+        let mut pp: NET_BUFFER_LIST_POOL_PARAMETERS = std::mem::zeroed();
+        pp.Header = NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_DEFAULT,
+            NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+            NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+        );
+        pp.ContextSize = 24;
+        pp.PoolTag = 0x6C6F_6F50;
+        let pool = NdisAllocateNetBufferListPool(1 as NDIS_HANDLE, &mut pp);
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 1);
+        let nbl = NdisAllocateNetBufferList(pool, 0, 40);
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 2);
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 104, 0, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 3);
+        NdisFreeNetBufferListContext(nbl, 104);
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 112, 8, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 4);
+        NdisFreeNetBufferListContext(nbl, 112);
+        assert_eq!(
+            NdisAllocateNetBufferListContext(nbl, 112, 16, 0x7874_6343),
+            NDIS_STATUS_SUCCESS
+        );
+        assert_eq!(sim.finding_count(rules::NBL_CONTEXT_MISALIGNED), 4);
+        assert_eq!(
+            NET_BUFFER_LIST_CONTEXT_DATA_START(nbl) as usize % MEMORY_ALLOCATION_ALIGNMENT,
+            0
+        );
+        NdisFreeNetBufferListContext(nbl, 112);
+        NdisFreeNetBufferList(nbl);
+        NdisFreeNetBufferListPool(pool);
+    }
+    sim.finish();
+}
+
+#[test]
+fn unload_not_set_at_register() {
+    scenario(Bad::UnloadSetLate, &[rules::UNLOAD_NOT_SET_AT_REGISTER]);
+}
+
+#[test]
+fn oid_clone_request_id() {
+    // The standard scenario forwards one OID.
+    scenario(Bad::CloneRequestIdNotCopied, &[rules::OID_CLONE_REQUEST_ID]);
+}
+
+/// FilterAttach on a medium the filter does not handle: failing with NDIS_STATUS_FAILURE is clean,
+/// an undocumented status (the INVALID_PARAMETER some filters return) is ATTACH_STATUS_UNDOCUMENTED.
+#[test]
+fn attach_status_undocumented() {
+    for (bad, want) in [(Bad::AttachUndocumentedStatus, 1), (Bad::None, 0)] {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        lwf::set_bad(bad);
+        if want != 0 {
+            sim.expect_finding(rules::ATTACH_STATUS_UNDOCUMENTED);
+        }
+        let drv = sim.load_driver(lwf::DriverEntry);
+        let nic = sim.add_adapter(AdapterConfig {
+            medium: 1, // NdisMedium802_5
+            ..AdapterConfig::default()
+        });
+        let st = if want != 0 {
+            NDIS_STATUS_INVALID_PARAMETER
+        } else {
+            NDIS_STATUS_FAILURE
+        };
+        assert_eq!(nic.attach(), Err(LifecycleError::Failed(st)));
+        assert_eq!(sim.finding_count(rules::ATTACH_STATUS_UNDOCUMENTED), want);
+        sim.unload(drv);
+        lwf::set_bad(Bad::None);
+        sim.finish();
+    }
 }

@@ -59,11 +59,11 @@ unsafe extern "win64" fn driver_entry(
         as_slot!(send_complete as unsafe extern "win64" fn(_, _, _));
     let register = w64!("NdisFRegisterFilterDriver": fn(*mut DRIVER_OBJECT, NDIS_HANDLE, *mut NDIS_FILTER_DRIVER_CHARACTERISTICS, *mut NDIS_HANDLE) -> NDIS_STATUS);
     let mut h = core::ptr::null_mut();
+    // SAFETY: our driver object; the unload routine is set before registering.
+    unsafe { (*drv).DriverUnload = as_slot!(unload as unsafe extern "win64" fn(_)) };
     // SAFETY: valid arguments.
     let st = unsafe { register(drv, core::ptr::null_mut(), &mut c, &mut h) };
     DRIVER_HANDLE.store(h, SeqCst);
-    // SAFETY: our driver object.
-    unsafe { (*drv).DriverUnload = as_slot!(unload as unsafe extern "win64" fn(_)) };
     let dbg = w64!("DbgPrintEx": fn(u32, u32, *const u8, usize, usize, usize, usize, usize, usize, usize, usize) -> u32);
     // SAFETY: NUL-terminated format and string; one argument per conversion (the fifth on the stack).
     unsafe {

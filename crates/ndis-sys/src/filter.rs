@@ -339,6 +339,63 @@ pub struct NDIS_RESTART_ATTRIBUTES {
     pub DataLength: u32,
 }
 
+impl NDIS_RESTART_ATTRIBUTES {
+    /// The `Data` bytes that follow the header (`DataLength` of them).
+    ///
+    /// # Safety
+    /// `this` must point to a valid restart attributes entry.
+    #[inline]
+    pub unsafe fn data(this: *mut Self) -> *mut u8 {
+        // SAFETY: the caller guarantees a valid entry; Data follows the 0x10-byte header.
+        unsafe { (this as *mut u8).add(core::mem::size_of::<Self>()) }
+    }
+}
+
+/// `OID_GEN_MINIPORT_RESTART_ATTRIBUTES`: an [`NDIS_RESTART_ATTRIBUTES`] entry whose `Data` is an
+/// [`NDIS_RESTART_GENERAL_ATTRIBUTES`] (ntddndis.h).
+pub const OID_GEN_MINIPORT_RESTART_ATTRIBUTES: NDIS_OID = 0x0001_021D;
+/// NDIS 6.0 / 6.1 revision (through `SupportedOidListLength`).
+pub const NDIS_RESTART_GENERAL_ATTRIBUTES_REVISION_1: u8 = 1;
+/// NDIS 6.20+ revision (adds `MaxLookaheadSizeAccessed`).
+pub const NDIS_RESTART_GENERAL_ATTRIBUTES_REVISION_2: u8 = 2;
+/// `RTL_SIZEOF_THROUGH_FIELD(NDIS_RESTART_GENERAL_ATTRIBUTES, SupportedOidListLength)`.
+pub const NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_1: u16 = 0x54;
+/// `RTL_SIZEOF_THROUGH_FIELD(NDIS_RESTART_GENERAL_ATTRIBUTES, MaxLookaheadSizeAccessed)`.
+pub const NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2: u16 = 0x58;
+
+/// `NDIS_RESTART_GENERAL_ATTRIBUTES` (x64 size 0x58): the general restart attributes a miniport
+/// reports and each filter may change on the way up (ns-ndis-_ndis_restart_general_attributes; field
+/// order from the documentation, offsets pinned in layout.rs).
+#[repr(C)]
+pub struct NDIS_RESTART_GENERAL_ATTRIBUTES {
+    /// Type [`NDIS_OBJECT_TYPE_RESTART_GENERAL_ATTRIBUTES`].
+    pub Header: NDIS_OBJECT_HEADER,
+    pub MtuSize: u32,
+    pub MaxXmitLinkSpeed: u64,
+    pub MaxRcvLinkSpeed: u64,
+    pub LookaheadSize: u32,
+    pub MacOptions: u32,
+    pub SupportedPacketFilters: u32,
+    pub MaxMulticastListSize: u32,
+    /// `PNDIS_RECEIVE_SCALE_CAPABILITIES` (zero-filled when RSS is not supported).
+    pub RecvScaleCapabilities: PVOID,
+    /// `NET_IF_ACCESS_TYPE`.
+    pub AccessType: u32,
+    pub Flags: u32,
+    /// `NET_IF_CONNECTION_TYPE`.
+    pub ConnectionType: u32,
+    pub SupportedStatistics: u32,
+    /// Data backfill (unused bytes in front of the frame) the drivers below need, in bytes.
+    pub DataBackFillSize: u32,
+    /// Context backfill (NBL context space) the drivers below need, in bytes.
+    pub ContextBackFillSize: u32,
+    /// `PNDIS_OID`.
+    pub SupportedOidList: *mut NDIS_OID,
+    pub SupportedOidListLength: u32,
+    /// Revision 2.
+    pub MaxLookaheadSizeAccessed: u32,
+}
+
 /// `NDIS_FILTER_RESTART_PARAMETERS` (through Flags: 0x2C; sizeof 0x30).
 #[repr(C)]
 pub struct NDIS_FILTER_RESTART_PARAMETERS {

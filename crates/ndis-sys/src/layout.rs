@@ -231,6 +231,37 @@ mod x64 {
         Oid = 8,
         DataLength = 0xC
     );
+    // OBSERVED: the x64 offsets of a public PDB type dump of ndis.sys (MtuSize 0x4 ...
+    // ContextBackFillSize 0x44, SupportedOidList 0x48, size 0x58).
+    assert_layout!(
+        NDIS_RESTART_GENERAL_ATTRIBUTES,
+        size = 0x58,
+        MtuSize = 4,
+        MaxXmitLinkSpeed = 8,
+        MaxRcvLinkSpeed = 0x10,
+        LookaheadSize = 0x18,
+        MacOptions = 0x1C,
+        SupportedPacketFilters = 0x20,
+        MaxMulticastListSize = 0x24,
+        RecvScaleCapabilities = 0x28,
+        AccessType = 0x30,
+        Flags = 0x34,
+        ConnectionType = 0x38,
+        SupportedStatistics = 0x3C,
+        DataBackFillSize = 0x40,
+        ContextBackFillSize = 0x44,
+        SupportedOidList = 0x48,
+        SupportedOidListLength = 0x50,
+        MaxLookaheadSizeAccessed = 0x54
+    );
+    const _: () = assert!(
+        offset_of!(NDIS_RESTART_GENERAL_ATTRIBUTES, SupportedOidListLength) + 4
+            == NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_1 as usize
+    );
+    const _: () = assert!(
+        size_of::<NDIS_RESTART_GENERAL_ATTRIBUTES>()
+            == NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_2 as usize
+    );
     assert_layout!(
         NDIS_FILTER_PAUSE_PARAMETERS,
         size = 0xC,

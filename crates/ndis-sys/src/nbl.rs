@@ -78,6 +78,8 @@ pub struct NET_BUFFER_LIST {
 }
 
 /// `NET_BUFFER_LIST_CONTEXT` header (size 0x10); `ContextData` follows at offset 0x10.
+/// `Size` is the whole context space, used and unused; `Offset` is the unused space in front of the
+/// used data, which runs from `ContextData + Offset` to the end (ns-nbl-net_buffer_list_context).
 #[repr(C, align(16))]
 pub struct NET_BUFFER_LIST_CONTEXT {
     pub Next: *mut NET_BUFFER_LIST_CONTEXT,
@@ -98,7 +100,8 @@ pub unsafe fn NET_BUFFER_LIST_CONTEXT_DATA_START(nbl: *const NET_BUFFER_LIST) ->
     }
 }
 
-/// `NET_BUFFER_LIST_CONTEXT_DATA_SIZE(nbl)`.
+/// `NET_BUFFER_LIST_CONTEXT_DATA_SIZE(nbl)`: as the header defines it, the block's `Size` — the
+/// whole context space, not the used part (that is `Size - Offset`).
 ///
 /// # Safety
 /// `nbl` must be a valid NBL with a non-NULL `Context`.

@@ -174,4 +174,7 @@ pub const DPFLTR_TRACE_LEVEL: u32 = 2;
 pub const DPFLTR_INFO_LEVEL: u32 = 3;
 
 pub const PAGE_SIZE: usize = 0x1000;
+/// `MEMORY_ALLOCATION_ALIGNMENT`: 16 on x64 and arm64 (ntdef.h). NBL context sizes and backfills
+/// are multiples of it, so each driver's context data stays aligned to it.
+pub const MEMORY_ALLOCATION_ALIGNMENT: usize = 16;
 pub const PAGE_SHIFT: u32 = 12;

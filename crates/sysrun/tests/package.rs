@@ -89,6 +89,12 @@ fn traffic_run(mode: &str) {
     nic.set_config("Mode", ConfigValue::Str(mode.into()));
     nic.attach().expect("attach");
     nic.restart().expect("restart");
+    // The image raised the restart attributes' ContextBackFillSize by its NBL context (64 bytes).
+    assert_eq!(
+        nic.restart_backfill(),
+        (0, 64),
+        "restart attributes left by the image"
+    );
     let (r0, w0) = sysrun::trap::cr8_counts();
     let t = Traffic {
         steps_per_cpu: 400,

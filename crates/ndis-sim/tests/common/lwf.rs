@@ -69,6 +69,14 @@ pub enum Bad {
     /// Marks each send it forwards (an NBL context, freed on completion), pends the pause while
     /// sends are out, but calls NdisFPauseComplete on the *first* completion instead of the last.
     PauseCompletesEarly,
+    /// Passes receives from below up whatever its state (no Pausing/Paused check on receive).
+    PassReceivesWhilePausing,
+    /// Fails FilterAttach on a non-Ethernet medium with NDIS_STATUS_INVALID_PARAMETER (undocumented).
+    AttachUndocumentedStatus,
+    /// Sets DriverUnload only after NdisFRegisterFilterDriver returned.
+    UnloadSetLate,
+    /// Forwards OID clones without copying the original's RequestId.
+    CloneRequestIdNotCopied,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -138,9 +146,15 @@ pub unsafe extern "system" fn DriverEntry(
     c.OidRequestCompleteHandler = Some(oid_complete);
     c.NetPnPEventHandler = Some(pnp);
     let mut h: NDIS_HANDLE = core::ptr::null_mut();
+    if bad() != Bad::UnloadSetLate {
+        // SAFETY: the I/O manager's driver object; set before registering, as the sample does.
+        unsafe { (*drv).DriverUnload = Some(unload) };
+    }
     // SAFETY: valid characteristics and out pointer, PASSIVE_LEVEL.
     let st = unsafe { NdisFRegisterFilterDriver(drv, drv as NDIS_HANDLE, &mut c, &mut h) };
     if st != NDIS_STATUS_SUCCESS {
+        // SAFETY: as above; the driver will not stay loaded.
+        unsafe { (*drv).DriverUnload = None };
         return st;
     }
     LOADED_HANDLE.store(h, SeqCst);
@@ -165,7 +179,11 @@ unsafe extern "system" fn attach(
     ATTACHES.fetch_add(1, SeqCst);
     // SAFETY: NDIS's attach parameters.
     if unsafe { (*params).MiniportMediaType } != NdisMedium802_3 {
-        return NDIS_STATUS_INVALID_PARAMETER;
+        return if bad() == Bad::AttachUndocumentedStatus {
+            NDIS_STATUS_INVALID_PARAMETER
+        } else {
+            NDIS_STATUS_FAILURE
+        };
     }
     // SAFETY: PASSIVE_LEVEL allocation; checked for NULL.
     let m = unsafe { ExAllocatePool2(POOL_FLAG_NON_PAGED, core::mem::size_of::<Module>(), TAG) }
@@ -541,7 +559,7 @@ unsafe extern "system" fn receive(
 ) {
     // SAFETY: our module.
     let m = unsafe { module(ctx) };
-    if m.state.load(SeqCst) != RUNNING {
+    if m.state.load(SeqCst) != RUNNING && bad() != Bad::PassReceivesWhilePausing {
         if NDIS_TEST_RECEIVE_CAN_PEND(flags) {
             let f = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(flags) {
                 NDIS_RETURN_FLAGS_DISPATCH_LEVEL
@@ -613,6 +631,9 @@ unsafe extern "system" fn oid_request(ctx: NDIS_HANDLE, req: *mut NDIS_OID_REQUE
             return st;
         }
         (*clone).SourceReserved[0] = req as PVOID;
+        if bad() != Bad::CloneRequestIdNotCopied {
+            (*clone).RequestId = (*req).RequestId;
+        }
         let st = NdisFOidRequest(m.handle, clone);
         if st != NDIS_STATUS_PENDING {
             oid_complete(ctx, clone, st);

@@ -69,6 +69,9 @@ pub unsafe extern "system" fn DriverEntry(
         SynchronousOidRequestCompleteHandler: None,
     };
     let mut handle: NDIS_HANDLE = ptr::null_mut();
+    // SAFETY: the I/O manager's driver object, valid for the driver's lifetime; set before
+    // registering, as the ndislwf sample does.
+    unsafe { (*driver).DriverUnload = Some(BadUnload) };
     let status =
         // SAFETY: PASSIVE_LEVEL in DriverEntry; NDIS copies the characteristics (static strings) before returning.
         unsafe { NdisFRegisterFilterDriver(driver, ptr::null_mut(), &mut chars, &mut handle) };
@@ -76,8 +79,6 @@ pub unsafe extern "system" fn DriverEntry(
         return status;
     }
     FILTER_DRIVER.store(handle, Ordering::Release);
-    // SAFETY: the I/O manager's driver object, valid for the driver's lifetime.
-    unsafe { (*driver).DriverUnload = Some(BadUnload) };
     STATUS_SUCCESS
 }
 
