@@ -64,6 +64,7 @@ pub mod kernel;
 pub mod mem;
 pub mod misc;
 pub mod nbl;
+pub mod neighbor;
 pub mod stack;
 pub mod testkit;
 pub mod verifier;
@@ -71,6 +72,7 @@ pub mod verifier;
 pub use abi::{exports, find_export, Abi, Export};
 pub use fault::{AllocRequest, AllocSite, FaultRule};
 pub use filter::LifecycleError;
+pub use neighbor::{BreakHow, RestoreBreaker};
 pub use stack::{
     AdapterConfig, ConfigValue, Counters, Frame, ModuleState, NblShape, PauseHold, PauseRecord,
 };

@@ -95,6 +95,9 @@ pub struct Counters {
     pub proto_received_digest: u64,
     /// NBLs the protocol returned.
     pub proto_returned_nbls: u64,
+    /// NBs a misbehaving neighbour changed before giving them back
+    /// ([`AdapterConfig::restore_breaker`]).
+    pub neighbor_restore_breaks: u64,
     /// Sends the filter originated (its own NBLs reaching the miniport).
     pub filter_originated_sends: u64,
     /// Receives the filter originated (its own NBLs reaching the protocol).
@@ -145,6 +148,10 @@ pub struct AdapterConfig {
     /// the miniport still holds sends and/or the protocol still holds receives, which are given back
     /// later (see [`PauseHold`]).
     pub pause_hold: Option<PauseHold>,
+    /// `Some`: the miniport (on send completion) and/or the protocol (on return) change each NB's
+    /// geometry before giving it back, breaking the restore contract (see [`crate::neighbor`]).
+    /// Default `None`.
+    pub restore_breaker: Option<crate::neighbor::RestoreBreaker>,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -217,6 +224,7 @@ impl Default for AdapterConfig {
             extra_receive_flags: 0,
             neighbor_header_bytes: 0,
             pause_hold: None,
+            restore_breaker: None,
         }
     }
 }
@@ -638,6 +646,28 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
     }
 }
 
+/// [`AdapterConfig::restore_breaker`]: the miniport (`send`) or the protocol changes every NB of `n`
+/// before giving it back.
+fn break_restore(id: usize, n: *mut NET_BUFFER_LIST, send: bool) {
+    let Some(b) = stack().adapters[id].cfg.restore_breaker else {
+        return;
+    };
+    if !(if send { b.miniport } else { b.protocol }) {
+        return;
+    }
+    let who = if send { "the miniport" } else { "the protocol" };
+    let mut broke = 0u64;
+    // SAFETY: a registered NBL the neighbour still holds; walks are bounded.
+    unsafe {
+        for nb in nbl::nbs_of(n) {
+            if crate::neighbor::break_nb(nb, b.how, who) {
+                broke += 1;
+            }
+        }
+    }
+    stack().adapters[id].counters.neighbor_restore_breaks += broke;
+}
+
 fn verify_seal(n: *mut NET_BUFFER_LIST, context: &str) {
     let seal = nbl::nbl_record(n).and_then(|r| r.seal);
     if let Some(seal) = seal {
@@ -665,6 +695,7 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the miniport (send)");
+        break_restore(id, n, true);
         // SAFETY: a registered NBL the miniport holds.
         unsafe { (*n).Status = status };
         let creator = nbl::nbl_record(n).map(|r| r.creator);
@@ -919,6 +950,7 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the protocol (receive)");
+        break_restore(id, n, false);
         nbl::with_nbl(n, |r| {
             r.seal = None;
             r.holder = Holder::Filter;

@@ -551,3 +551,55 @@ fn pause_hold_with_a_correct_filter_is_clean() {
     sim.unload(drv);
     sim.finish();
 }
+
+/// A neighbour that breaks the restore contract (`AdapterConfig::restore_breaker`): with a correct
+/// pass-through filter in between, the miniport's moved data start reaches the protocol and the
+/// protocol's reaches the miniport, and each is NB_NOT_RESTORED (the neighbour's own finding: a
+/// filter that changed nothing cannot repair what it never recorded). Every variant changes the NB.
+#[test]
+fn neighbour_breaking_the_restore_contract_is_seen_across_a_pass_through_filter() {
+    for how in [
+        BreakHow::LeaveRetreated(4),
+        BreakHow::LeaveAdvanced(4),
+        BreakHow::DropUnusedMdls,
+    ] {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        lwf::set_bad(Bad::None);
+        sim.expect_finding(rules::NB_NOT_RESTORED);
+        let drv = sim.load_driver(lwf::DriverEntry);
+        let nic = sim.add_adapter(AdapterConfig {
+            restore_breaker: Some(RestoreBreaker {
+                miniport: true,
+                protocol: true,
+                how,
+            }),
+            ..AdapterConfig::default()
+        });
+        nic.attach().unwrap();
+        nic.restart().unwrap();
+        // The first MDL lies wholly in unused space, so every variant has something to change.
+        let shape = NblShape {
+            mdl_lengths: vec![8, 80],
+            data_offset: 8,
+            ..NblShape::default()
+        };
+        nic.send(&shape);
+        nic.indicate(&shape, 0);
+        nic.drain();
+        assert_eq!(nic.counters().neighbor_restore_breaks, 2, "{how:?}");
+        nic.pause().unwrap();
+        nic.detach();
+        sim.unload(drv);
+        let report = sim.finish();
+        let fired: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        assert_eq!(
+            fired,
+            vec![rules::NB_NOT_RESTORED, rules::NB_NOT_RESTORED],
+            "{how:?}"
+        );
+    }
+}
