@@ -500,6 +500,126 @@ pub unsafe fn restore(
     }
 }
 
+/// Longest run of MDLs [`reconstruct`] walks looking for the retreat's MDL (a neighbour may have put
+/// its own in front; more than a few would be an NB no driver builds).
+const RECONSTRUCT_HOPS: usize = 8;
+
+/// Whether `nb` still has the geometry the filter handed on after the retreat(s) recorded in `rec`
+/// (what [`restore`] expects): with the exercise block parked or nothing outstanding, the recorded
+/// `MdlChain` / `DataOffset` / `DataLength`; with `outstanding = d` bytes retreated, those moved by `d`,
+/// in place when the recorded `DataOffset >= d` (NDIS retreats in place exactly then), else behind one
+/// MDL of ours prepended to the recorded chain. Any IRQL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER.
+pub unsafe fn as_handed_on(nb: *const NET_BUFFER, rec: &RetreatRecord) -> bool {
+    // SAFETY: the caller guarantees a valid NB.
+    let (head, data_offset, data_length) =
+        unsafe { ((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()) };
+    let d = rec.outstanding;
+    if !rec.parked.is_null() || d == 0 {
+        return head == rec.mdl_chain
+            && data_offset == rec.data_offset
+            && data_length == rec.data_length;
+    }
+    if data_length as u64 != rec.data_length as u64 + d as u64 {
+        return false;
+    }
+    if rec.data_offset >= d {
+        return head == rec.mdl_chain && data_offset == rec.data_offset - d;
+    }
+    if head.is_null() {
+        return false;
+    }
+    // SAFETY: `head` is the NB's live chain head.
+    let (next, count) = unsafe { ((*head).Next, (*head).ByteCount) };
+    next == rec.mdl_chain && data_offset as u64 + d as u64 == count as u64 + rec.data_offset as u64
+}
+
+/// Sets `CurrentMdl` / `CurrentMdlOffset` from `MdlChain` / `DataOffset` with NDIS's walk.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller whose chain covers `DataOffset`.
+unsafe fn locate_current(nb: *mut NET_BUFFER) {
+    // SAFETY: the caller guarantees a valid, owned NB; the walk stops at the chain's end.
+    unsafe {
+        let mut m = (*nb).MdlChain;
+        let mut off = (*nb).DataOffset;
+        while !m.is_null() && off >= (*m).ByteCount && !(*m).Next.is_null() {
+            off -= (*m).ByteCount;
+            m = (*m).Next;
+        }
+        (*nb).CurrentMdl = m;
+        (*nb).CurrentMdlOffset = off;
+    }
+}
+
+/// Recovery from a neighbour that broke the restore contract: puts `nb` back into the geometry the
+/// filter handed on (see [`as_handed_on`]), rebuilt from the record alone, so the ordinary undo
+/// (`vlan::remove_inserted`, [`restore`]) then gives the owner its NB and bytes back exactly and the
+/// retreat's MDL back to the pool. The retreat's MDL, when one was prepended and not parked, is looked
+/// for among the first MDLs of the chain as the neighbour left it (`owns` tells ours); if it cannot be
+/// found the owner's five fields are written back anyway (nothing of ours is handed back) and
+/// `Err(Inconsistent)` says the block is lost (the pool reports it in flight at unload). Bytes a
+/// neighbour wrote are not undone. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller on which the filter made the retreats recorded
+/// in `rec`; every MDL reachable from its chain must be readable; `owns` must accept any such MDL.
+pub unsafe fn reconstruct(
+    nb: *mut NET_BUFFER,
+    rec: &RetreatRecord,
+    owns: unsafe fn(*mut MDL) -> bool,
+) -> Result<(), NbError> {
+    let d = rec.outstanding;
+    if !rec.parked.is_null() || d == 0 {
+        // SAFETY: valid, owned NB; the parked block (if any) is off the chain and [`restore`] links it.
+        unsafe { rec.apply(nb) };
+        return Ok(());
+    }
+    let data_length = rec.data_length.wrapping_add(d);
+    if rec.data_offset >= d {
+        // The retreat was in place: nothing of ours is in the chain.
+        // SAFETY: valid, owned NB; the recorded chain covers the recorded data start.
+        unsafe {
+            (*nb).MdlChain = rec.mdl_chain;
+            (*nb).DataOffset = rec.data_offset - d;
+            (*nb).SetDataLength(data_length);
+            locate_current(nb);
+        }
+        return Ok(());
+    }
+    // SAFETY: the caller guarantees a valid NB.
+    let mut m = unsafe { (*nb).MdlChain };
+    let mut hops = 0;
+    while !m.is_null() && m != rec.mdl_chain && hops < RECONSTRUCT_HOPS {
+        // SAFETY: `m` is reachable from the NB's chain (readable, caller contract).
+        let (next, count) = unsafe { ((*m).Next, (*m).ByteCount) };
+        // SAFETY: as above.
+        if next == rec.mdl_chain && unsafe { owns(m) } {
+            let Some(offset) = (count as u64 + rec.data_offset as u64)
+                .checked_sub(d as u64)
+                .and_then(|o| u32::try_from(o).ok())
+            else {
+                break;
+            };
+            // SAFETY: valid, owned NB; `m` is our MDL with the recorded chain behind it.
+            unsafe {
+                (*nb).MdlChain = m;
+                (*nb).DataOffset = offset;
+                (*nb).SetDataLength(data_length);
+                locate_current(nb);
+            }
+            return Ok(());
+        }
+        m = next;
+        hops += 1;
+    }
+    // SAFETY: valid, owned NB: the owner gets its own geometry back, without our MDL.
+    unsafe { rec.apply(nb) };
+    Err(NbError::Inconsistent)
+}
+
 #[cfg(test)]
 pub(crate) mod test_chains {
     //! Hand-built MDL chains over host memory for unit tests (no NDIS calls). The NB and the MDLs
