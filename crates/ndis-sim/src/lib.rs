@@ -58,6 +58,7 @@
 #![cfg_attr(miri, feature(c_variadic))]
 
 pub mod abi;
+pub mod config_reads;
 pub mod fault;
 pub mod filter;
 pub mod kernel;
@@ -70,6 +71,7 @@ pub mod testkit;
 pub mod verifier;
 
 pub use abi::{exports, find_export, Abi, Export};
+pub use config_reads::{set_config_reads, ConfigReads};
 pub use fault::{AllocRequest, AllocSite, FaultRule};
 pub use filter::LifecycleError;
 pub use neighbor::{BreakHow, RestoreBreaker};
