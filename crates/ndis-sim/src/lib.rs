@@ -62,6 +62,7 @@ pub mod config_reads;
 pub mod fault;
 pub mod filter;
 pub mod kernel;
+pub mod mapping;
 pub mod mem;
 pub mod misc;
 pub mod nbl;
@@ -135,6 +136,7 @@ impl Sim {
         fault::reset();
         nbl::reset();
         misc::reset();
+        mapping::reset();
         stack::reset(config.ndis_version);
         SimGuard {
             _lock: Some(lock),

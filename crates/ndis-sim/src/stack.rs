@@ -402,6 +402,9 @@ pub struct NblShape {
     pub data_offset: u32,
     /// Ieee8021QNetBufferListInfo value to set on each NBL (0 = none).
     pub ieee8021q: usize,
+    /// Every MDL describes locked pages that are not mapped into system space (a raw-socket or
+    /// packet-capture sender's user buffer): see [`crate::mapping`]. Default false.
+    pub locked_unmapped: bool,
 }
 
 impl Default for NblShape {
@@ -413,6 +416,7 @@ impl Default for NblShape {
             mdl_lengths: Vec::new(),
             data_offset: 0,
             ieee8021q: 0,
+            locked_unmapped: false,
         }
     }
 }
@@ -442,6 +446,9 @@ fn build_chain(shape: &NblShape, frame: &[u8]) -> *mut MDL {
                 if p >= shape.data_offset as usize && p < need {
                     *va.add(i) = frame[p - shape.data_offset as usize];
                 }
+            }
+            if shape.locked_unmapped {
+                crate::mapping::make_locked_unmapped(m);
             }
             if head.is_null() {
                 head = m;
@@ -601,6 +608,7 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
                 let mut hops = 0;
                 while !m.is_null() && hops < nbl::MAX_CHAIN {
                     mem::check_mdl_nonpaged("send reaching the miniport", m);
+                    crate::mapping::check_decoy(m, "send reaching the miniport");
                     m = (*m).Next;
                     hops += 1;
                 }

@@ -109,6 +109,12 @@ pub mod rules {
     pub const TIMER_MISUSE: &str = "TIMER_MISUSE";
     /// An OID clone freed twice or not freed, or the original completed before the clone was freed.
     pub const OID_MISUSE: &str = "OID_MISUSE";
+    /// Bytes written through the MappedSystemVa of an MDL whose pages are locked but not mapped into
+    /// system space (MmGetSystemAddressForMdlSafe not called first); see `mapping.rs`.
+    pub const UNMAPPED_MDL_ACCESS: &str = "UNMAPPED_MDL_ACCESS";
+    /// MmMapLockedPagesSpecifyCache misused: a second system mapping, pages not locked, UserMode,
+    /// BugCheckOnFailure TRUE, a requested address, or no MdlMappingNoExecute.
+    pub const MDL_MAPPING_MISUSE: &str = "MDL_MAPPING_MISUSE";
 }
 
 /// One verifier finding.
