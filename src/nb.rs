@@ -32,8 +32,8 @@ use ndis_sys::*;
 pub enum NbError {
     /// The NB has fewer data bytes than the access needs.
     TooShort,
-    /// The MDL chain ended (or an MDL is not mapped: neither MAPPED_TO_SYSTEM_VA nor
-    /// SOURCE_IS_NONPAGED_POOL) before the access was done.
+    /// The MDL chain ended before the access was done, or mapping an MDL's locked pages into system
+    /// space (MmGetSystemAddressForMdlSafe) failed.
     Unmapped,
     /// The NB no longer looks like the retreat left it (a lower driver broke the contract); nothing was
     /// changed.
@@ -44,7 +44,8 @@ pub enum NbError {
 /// calls `f(ptr, len, done)` for each contiguous piece of the next `len` bytes.
 ///
 /// # Safety
-/// `mdl` must start a valid MDL chain whose MDLs describe mapped memory valid for the NB's data.
+/// `mdl` must start a valid MDL chain whose MDLs describe memory valid for the NB's data, mapped or
+/// locked (mapped here on first use).
 unsafe fn for_each_piece(
     mut mdl: *mut MDL,
     mut off: u32,
@@ -67,8 +68,17 @@ unsafe fn for_each_piece(
             mdl = unsafe { (*mdl).Next };
             continue;
         }
-        // SAFETY: as above.
-        let va = unsafe { MdlMappedSystemVa(mdl) } as *mut u8;
+        // An MDL from above may describe locked pages not mapped into system space (a raw-socket or
+        // capture sender's user buffer): its MappedSystemVa is not the buffer until the documented
+        // macro maps it. MmGetSystemAddressForMdlSafe returns the existing mapping of a mapped or
+        // nonpaged-pool MDL and otherwise maps it (MmMapLockedPagesSpecifyCache, KernelMode, allowed
+        // at IRQL <= DISPATCH_LEVEL); the mapping belongs to the MDL and is released by its owner
+        // when it unlocks/frees it. No-execute: the bytes are data. NULL: the mapping failed.
+        // SAFETY: `mdl` is a live MDL of the NB's chain, describing locked or nonpaged pages (every
+        // MDL in an NB handed to a driver does).
+        let va =
+            unsafe { MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority | MdlMappingNoExecute) }
+                as *mut u8;
         if va.is_null() {
             return Err(NbError::Unmapped);
         }
@@ -88,7 +98,8 @@ unsafe fn for_each_piece(
 /// IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `nb` must be a valid NET_BUFFER owned by the caller, whose MDLs describe mapped, live memory.
+/// `nb` must be a valid NET_BUFFER owned by the caller, whose MDLs describe live memory, mapped into
+/// system space or locked (then mapped here through MmGetSystemAddressForMdlSafe).
 pub unsafe fn read_at(nb: *const NET_BUFFER, offset: u32, buf: &mut [u8]) -> Result<(), NbError> {
     // SAFETY: the caller guarantees a valid NB.
     let (mdl, off, len) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset, (*nb).DataLength()) };
@@ -796,11 +807,11 @@ mod tests {
     }
 
     #[test]
-    fn unmapped_mdl_is_an_error_not_a_crash() {
+    fn a_chain_that_ends_early_is_an_error_not_a_crash() {
         let mut c = Chain::new(&[4, 4], 0, 8);
-        c.mdl_mut(1).MdlFlags = 0;
+        c.mdl_mut(0).Next = ptr::null_mut();
         let mut buf = [0u8; 8];
-        // SAFETY: (test) the chain is valid.
+        // SAFETY: (test) the chain is valid (shorter than DataLength says).
         let r = unsafe { read_at(c.nb(), 0, &mut buf) };
         assert_eq!(r, Err(NbError::Unmapped));
     }
