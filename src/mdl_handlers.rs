@@ -144,3 +144,16 @@ pub unsafe extern "system" fn NetFreeMdl(mdl: *mut MDL) {
     // Rejections are counted and reported by the pool.
     let _ = unsafe { pool.free(mdl) };
 }
+
+/// Whether `mdl` is a block of the installed pool that is in flight (handed out by [`NetAllocateMdl`],
+/// not yet freed). False with no pool installed. Counts nothing. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `mdl` points to a readable MDL in kernel memory (as for [`NetFreeMdl`]).
+pub unsafe fn owns_in_flight(mdl: *mut MDL) -> bool {
+    match installed() {
+        // SAFETY: the caller's guarantee is the pool's precondition.
+        Some(pool) if !mdl.is_null() => unsafe { pool.owns_in_flight(mdl) },
+        _ => false,
+    }
+}

@@ -32,8 +32,8 @@ use ndis_sys::*;
 pub enum NbError {
     /// The NB has fewer data bytes than the access needs.
     TooShort,
-    /// The MDL chain ended (or an MDL is not mapped: neither MAPPED_TO_SYSTEM_VA nor
-    /// SOURCE_IS_NONPAGED_POOL) before the access was done.
+    /// The MDL chain ended before the access was done, or mapping an MDL's locked pages into system
+    /// space (MmGetSystemAddressForMdlSafe) failed.
     Unmapped,
     /// The NB no longer looks like the retreat left it (a lower driver broke the contract); nothing was
     /// changed.
@@ -44,7 +44,8 @@ pub enum NbError {
 /// calls `f(ptr, len, done)` for each contiguous piece of the next `len` bytes.
 ///
 /// # Safety
-/// `mdl` must start a valid MDL chain whose MDLs describe mapped memory valid for the NB's data.
+/// `mdl` must start a valid MDL chain whose MDLs describe memory valid for the NB's data, mapped or
+/// locked (mapped here on first use).
 unsafe fn for_each_piece(
     mut mdl: *mut MDL,
     mut off: u32,
@@ -67,8 +68,17 @@ unsafe fn for_each_piece(
             mdl = unsafe { (*mdl).Next };
             continue;
         }
-        // SAFETY: as above.
-        let va = unsafe { MdlMappedSystemVa(mdl) } as *mut u8;
+        // An MDL from above may describe locked pages not mapped into system space (a raw-socket or
+        // capture sender's user buffer): its MappedSystemVa is not the buffer until the documented
+        // macro maps it. MmGetSystemAddressForMdlSafe returns the existing mapping of a mapped or
+        // nonpaged-pool MDL and otherwise maps it (MmMapLockedPagesSpecifyCache, KernelMode, allowed
+        // at IRQL <= DISPATCH_LEVEL); the mapping belongs to the MDL and is released by its owner
+        // when it unlocks/frees it. No-execute: the bytes are data. NULL: the mapping failed.
+        // SAFETY: `mdl` is a live MDL of the NB's chain, describing locked or nonpaged pages (every
+        // MDL in an NB handed to a driver does).
+        let va =
+            unsafe { MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority | MdlMappingNoExecute) }
+                as *mut u8;
         if va.is_null() {
             return Err(NbError::Unmapped);
         }
@@ -88,7 +98,8 @@ unsafe fn for_each_piece(
 /// IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `nb` must be a valid NET_BUFFER owned by the caller, whose MDLs describe mapped, live memory.
+/// `nb` must be a valid NET_BUFFER owned by the caller, whose MDLs describe live memory, mapped into
+/// system space or locked (then mapped here through MmGetSystemAddressForMdlSafe).
 pub unsafe fn read_at(nb: *const NET_BUFFER, offset: u32, buf: &mut [u8]) -> Result<(), NbError> {
     // SAFETY: the caller guarantees a valid NB.
     let (mdl, off, len) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset, (*nb).DataLength()) };
@@ -500,6 +511,126 @@ pub unsafe fn restore(
     }
 }
 
+/// Longest run of MDLs [`reconstruct`] walks looking for the retreat's MDL (a neighbour may have put
+/// its own in front; more than a few would be an NB no driver builds).
+const RECONSTRUCT_HOPS: usize = 8;
+
+/// Whether `nb` still has the geometry the filter handed on after the retreat(s) recorded in `rec`
+/// (what [`restore`] expects): with the exercise block parked or nothing outstanding, the recorded
+/// `MdlChain` / `DataOffset` / `DataLength`; with `outstanding = d` bytes retreated, those moved by `d`,
+/// in place when the recorded `DataOffset >= d` (NDIS retreats in place exactly then), else behind one
+/// MDL of ours prepended to the recorded chain. Any IRQL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER.
+pub unsafe fn as_handed_on(nb: *const NET_BUFFER, rec: &RetreatRecord) -> bool {
+    // SAFETY: the caller guarantees a valid NB.
+    let (head, data_offset, data_length) =
+        unsafe { ((*nb).MdlChain, (*nb).DataOffset, (*nb).DataLength()) };
+    let d = rec.outstanding;
+    if !rec.parked.is_null() || d == 0 {
+        return head == rec.mdl_chain
+            && data_offset == rec.data_offset
+            && data_length == rec.data_length;
+    }
+    if data_length as u64 != rec.data_length as u64 + d as u64 {
+        return false;
+    }
+    if rec.data_offset >= d {
+        return head == rec.mdl_chain && data_offset == rec.data_offset - d;
+    }
+    if head.is_null() {
+        return false;
+    }
+    // SAFETY: `head` is the NB's live chain head.
+    let (next, count) = unsafe { ((*head).Next, (*head).ByteCount) };
+    next == rec.mdl_chain && data_offset as u64 + d as u64 == count as u64 + rec.data_offset as u64
+}
+
+/// Sets `CurrentMdl` / `CurrentMdlOffset` from `MdlChain` / `DataOffset` with NDIS's walk.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller whose chain covers `DataOffset`.
+unsafe fn locate_current(nb: *mut NET_BUFFER) {
+    // SAFETY: the caller guarantees a valid, owned NB; the walk stops at the chain's end.
+    unsafe {
+        let mut m = (*nb).MdlChain;
+        let mut off = (*nb).DataOffset;
+        while !m.is_null() && off >= (*m).ByteCount && !(*m).Next.is_null() {
+            off -= (*m).ByteCount;
+            m = (*m).Next;
+        }
+        (*nb).CurrentMdl = m;
+        (*nb).CurrentMdlOffset = off;
+    }
+}
+
+/// Recovery from a neighbour that broke the restore contract: puts `nb` back into the geometry the
+/// filter handed on (see [`as_handed_on`]), rebuilt from the record alone, so the ordinary undo
+/// (`vlan::remove_inserted`, [`restore`]) then gives the owner its NB and bytes back exactly and the
+/// retreat's MDL back to the pool. The retreat's MDL, when one was prepended and not parked, is looked
+/// for among the first MDLs of the chain as the neighbour left it (`owns` tells ours); if it cannot be
+/// found the owner's five fields are written back anyway (nothing of ours is handed back) and
+/// `Err(Inconsistent)` says the block is lost (the pool reports it in flight at unload). Bytes a
+/// neighbour wrote are not undone. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller on which the filter made the retreats recorded
+/// in `rec`; every MDL reachable from its chain must be readable; `owns` must accept any such MDL.
+pub unsafe fn reconstruct(
+    nb: *mut NET_BUFFER,
+    rec: &RetreatRecord,
+    owns: unsafe fn(*mut MDL) -> bool,
+) -> Result<(), NbError> {
+    let d = rec.outstanding;
+    if !rec.parked.is_null() || d == 0 {
+        // SAFETY: valid, owned NB; the parked block (if any) is off the chain and [`restore`] links it.
+        unsafe { rec.apply(nb) };
+        return Ok(());
+    }
+    let data_length = rec.data_length.wrapping_add(d);
+    if rec.data_offset >= d {
+        // The retreat was in place: nothing of ours is in the chain.
+        // SAFETY: valid, owned NB; the recorded chain covers the recorded data start.
+        unsafe {
+            (*nb).MdlChain = rec.mdl_chain;
+            (*nb).DataOffset = rec.data_offset - d;
+            (*nb).SetDataLength(data_length);
+            locate_current(nb);
+        }
+        return Ok(());
+    }
+    // SAFETY: the caller guarantees a valid NB.
+    let mut m = unsafe { (*nb).MdlChain };
+    let mut hops = 0;
+    while !m.is_null() && m != rec.mdl_chain && hops < RECONSTRUCT_HOPS {
+        // SAFETY: `m` is reachable from the NB's chain (readable, caller contract).
+        let (next, count) = unsafe { ((*m).Next, (*m).ByteCount) };
+        // SAFETY: as above.
+        if next == rec.mdl_chain && unsafe { owns(m) } {
+            let Some(offset) = (count as u64 + rec.data_offset as u64)
+                .checked_sub(d as u64)
+                .and_then(|o| u32::try_from(o).ok())
+            else {
+                break;
+            };
+            // SAFETY: valid, owned NB; `m` is our MDL with the recorded chain behind it.
+            unsafe {
+                (*nb).MdlChain = m;
+                (*nb).DataOffset = offset;
+                (*nb).SetDataLength(data_length);
+                locate_current(nb);
+            }
+            return Ok(());
+        }
+        m = next;
+        hops += 1;
+    }
+    // SAFETY: valid, owned NB: the owner gets its own geometry back, without our MDL.
+    unsafe { rec.apply(nb) };
+    Err(NbError::Inconsistent)
+}
+
 #[cfg(test)]
 pub(crate) mod test_chains {
     //! Hand-built MDL chains over host memory for unit tests (no NDIS calls). The NB and the MDLs
@@ -676,11 +807,11 @@ mod tests {
     }
 
     #[test]
-    fn unmapped_mdl_is_an_error_not_a_crash() {
+    fn a_chain_that_ends_early_is_an_error_not_a_crash() {
         let mut c = Chain::new(&[4, 4], 0, 8);
-        c.mdl_mut(1).MdlFlags = 0;
+        c.mdl_mut(0).Next = ptr::null_mut();
         let mut buf = [0u8; 8];
-        // SAFETY: (test) the chain is valid.
+        // SAFETY: (test) the chain is valid (shorter than DataLength says).
         let r = unsafe { read_at(c.nb(), 0, &mut buf) };
         assert_eq!(r, Err(NbError::Unmapped));
     }

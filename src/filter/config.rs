@@ -61,10 +61,24 @@ pub enum Value<'a> {
     Other,
 }
 
+/// How a key is read: as the type driver.inx declares for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Declared {
+    /// An Ndi `enum` (REG_SZ text): read as NdisParameterString.
+    Enum,
+    /// An Ndi `dword`: read as NdisParameterInteger (NDIS converts the REG_SZ text).
+    Dword,
+}
+
 /// Where the values come from: the registry in the driver, a table in tests.
 pub trait Source {
-    /// Calls `f` with the value of `key`, or `None` if it is absent.
-    fn with_value(&mut self, key: &'static str, f: &mut dyn FnMut(Option<Value<'_>>));
+    /// Calls `f` with the value of `key` read as `declared`, or `None` if it is absent.
+    fn with_value(
+        &mut self,
+        key: &'static str,
+        declared: Declared,
+        f: &mut dyn FnMut(Option<Value<'_>>),
+    );
 }
 
 /// Integer keys: (name, index into `LOGGED` bits, min, max).
@@ -158,9 +172,21 @@ fn note_bad(report: &mut ConfigReport, index: usize) {
     }
 }
 
-/// Parses a decimal integer from a UTF-16 string value (the INF writes DWORD keys as REG_SZ through
-/// the Advanced property page), with optional surrounding spaces.
+/// A string value without the terminating NULs NDIS may count in its `Length` (ReactOS's
+/// NdisReadConfiguration hands on the registry data, NUL included: ndis-sim's `config_reads`).
+fn without_nuls(s: &[u16]) -> &[u16] {
+    let mut end = s.len();
+    while end > 0 && s[end - 1] == 0 {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Parses a decimal integer from a UTF-16 string value, with optional surrounding spaces: what an
+/// integer read returns as a string when NDIS does not convert it itself (a REG_SZ that is not a bare
+/// number, under the reading where the requested type is ignored).
 fn parse_decimal(s: &[u16]) -> Option<u32> {
+    let s = without_nuls(s);
     let mut v: u32 = 0;
     let mut digits = 0;
     let trimmed = {
@@ -190,9 +216,14 @@ pub fn parse(src: &mut dyn Source) -> (Config, ConfigReport) {
     let mut cfg = Config::default();
     let mut report = ConfigReport::default();
 
-    src.with_value(KEY_MODE, &mut |v| match v {
+    // `Mode` is an Ndi enum: REG_SZ names, read as a string. Never as an integer: when NDIS honours
+    // the requested type it converts a REG_SZ like RtlUnicodeStringToInteger, and every name would be
+    // 0 (ndis-sim `config_reads`). An integer coming back anyway (a REG_DWORD someone wrote by hand) is
+    // not one of the INF's values and counts as bad.
+    src.with_value(KEY_MODE, Declared::Enum, &mut |v| match v {
         None => {}
         Some(Value::String(s)) => {
+            let s = without_nuls(s);
             let mut ascii = [0u8; 16];
             let ok = s.len() <= ascii.len()
                 && s.iter().zip(ascii.iter_mut()).all(|(&w, a)| {
@@ -204,11 +235,7 @@ pub fn parse(src: &mut dyn Source) -> (Config, ConfigReport) {
                 None => note_bad(&mut report, 0),
             }
         }
-        Some(Value::Integer(n)) => match Mode::from_u32(n) {
-            Some(m) => cfg.mode = m,
-            None => note_bad(&mut report, 0),
-        },
-        Some(Value::Other) => note_bad(&mut report, 0),
+        Some(Value::Integer(_)) | Some(Value::Other) => note_bad(&mut report, 0),
     });
 
     let mut ints = [0u32; INT_KEYS.len()];
@@ -224,7 +251,8 @@ pub fn parse(src: &mut dyn Source) -> (Config, ConfigReport) {
     ];
     for (i, key) in INT_KEYS.iter().enumerate() {
         ints[i] = defaults[i];
-        src.with_value(key.name, &mut |v| {
+        // Ndi dwords: read as integers, which NDIS converts from the REG_SZ text the INF writes.
+        src.with_value(key.name, Declared::Dword, &mut |v| {
             let n = match v {
                 None => return,
                 Some(Value::Integer(n)) => Some(n),
@@ -257,7 +285,12 @@ struct NdisSource {
 const MAX_KEY: usize = 32;
 
 impl Source for NdisSource {
-    fn with_value(&mut self, key: &'static str, f: &mut dyn FnMut(Option<Value<'_>>)) {
+    fn with_value(
+        &mut self,
+        key: &'static str,
+        declared: Declared,
+        f: &mut dyn FnMut(Option<Value<'_>>),
+    ) {
         let mut wide = [0u16; MAX_KEY];
         if key.len() > MAX_KEY {
             f(None);
@@ -271,43 +304,43 @@ impl Source for NdisSource {
             MaximumLength: (MAX_KEY * 2) as u16,
             Buffer: wide.as_mut_ptr(),
         };
-        // Ask for an integer first; NDIS converts a REG_SZ holding a number. If that fails, ask for
-        // the string (Mode, or a malformed number that must be reported rather than ignored).
-        for ty in [NdisParameterInteger, NdisParameterString] {
-            let mut status = NDIS_STATUS_FAILURE;
-            let mut param: *mut NDIS_CONFIGURATION_PARAMETER = core::ptr::null_mut();
-            // SAFETY: PASSIVE_LEVEL (attach/restart); the handle is open; `keyword` outlives the call.
-            unsafe {
-                NdisReadConfiguration(&mut status, &mut param, self.handle, &mut keyword, ty)
-            };
-            if status != NDIS_STATUS_SUCCESS || param.is_null() {
-                continue;
-            }
-            // SAFETY: NDIS returned a parameter that stays valid until NdisCloseConfiguration.
-            let p = unsafe { &*param };
-            let value = match p.ParameterType {
-                NdisParameterInteger | NdisParameterHexInteger => {
-                    // SAFETY: the type tag selects the union arm.
-                    Value::Integer(unsafe { p.ParameterData.IntegerData })
-                }
-                NdisParameterString => {
-                    // SAFETY: the type tag selects the union arm.
-                    let s = unsafe { p.ParameterData.StringData };
-                    if s.Buffer.is_null() {
-                        Value::String(&[])
-                    } else {
-                        // SAFETY: NDIS's string buffer holds `Length` bytes until the handle closes.
-                        Value::String(unsafe {
-                            core::slice::from_raw_parts(s.Buffer, s.Length as usize / 2)
-                        })
-                    }
-                }
-                _ => Value::Other,
-            };
-            f(Some(value));
+        // One read, as the INF declares the key. Whatever type comes back is interpreted by its tag:
+        // NDIS documents both that the result has the requested type and that the requested type is
+        // ignored (ndis-sim `config_reads`).
+        let ty = match declared {
+            Declared::Enum => NdisParameterString,
+            Declared::Dword => NdisParameterInteger,
+        };
+        let mut status = NDIS_STATUS_FAILURE;
+        let mut param: *mut NDIS_CONFIGURATION_PARAMETER = core::ptr::null_mut();
+        // SAFETY: PASSIVE_LEVEL (attach/restart); the handle is open; `keyword` outlives the call.
+        unsafe { NdisReadConfiguration(&mut status, &mut param, self.handle, &mut keyword, ty) };
+        if status != NDIS_STATUS_SUCCESS || param.is_null() {
+            f(None);
             return;
         }
-        f(None);
+        // SAFETY: NDIS returned a parameter that stays valid until NdisCloseConfiguration.
+        let p = unsafe { &*param };
+        let value = match p.ParameterType {
+            NdisParameterInteger | NdisParameterHexInteger => {
+                // SAFETY: the type tag selects the union arm.
+                Value::Integer(unsafe { p.ParameterData.IntegerData })
+            }
+            NdisParameterString => {
+                // SAFETY: the type tag selects the union arm.
+                let s = unsafe { p.ParameterData.StringData };
+                if s.Buffer.is_null() {
+                    Value::String(&[])
+                } else {
+                    // SAFETY: NDIS's string buffer holds `Length` bytes until the handle closes.
+                    Value::String(unsafe {
+                        core::slice::from_raw_parts(s.Buffer, s.Length as usize / 2)
+                    })
+                }
+            }
+            _ => Value::Other,
+        };
+        f(Some(value));
     }
 }
 
@@ -366,7 +399,12 @@ mod tests {
     }
 
     impl Source for Table {
-        fn with_value(&mut self, key: &'static str, f: &mut dyn FnMut(Option<Value<'_>>)) {
+        fn with_value(
+            &mut self,
+            key: &'static str,
+            _declared: Declared,
+            f: &mut dyn FnMut(Option<Value<'_>>),
+        ) {
             match self.0.iter().find(|(k, _)| *k == key) {
                 None => f(None),
                 Some((_, TestValue::Int(n))) => f(Some(Value::Integer(*n))),
@@ -424,8 +462,12 @@ mod tests {
         assert_eq!(cfg.pool_magazine_size, 4);
         assert_eq!(cfg.pool_depot_limit, 0);
         assert_eq!(cfg.pool_trim_interval_ms, 60000);
-        let (cfg, _) = parse(&mut Table(std::vec![("Mode", Int(2))]));
-        assert_eq!(cfg.mode, Mode::Passthrough);
+        // A NUL-terminated name (NDIS counting the terminator) is the same name.
+        let (cfg, rep) = parse(&mut Table(std::vec![("Mode", Str("passthrough\0"))]));
+        assert_eq!((cfg.mode, rep.bad_values), (Mode::Passthrough, 0));
+        // Mode is an enum of names: an integer is not one of them.
+        let (cfg, rep) = parse(&mut Table(std::vec![("Mode", Int(2))]));
+        assert_eq!((cfg.mode, rep.bad_values), (Mode::Exercise, 1));
     }
 
     #[test]

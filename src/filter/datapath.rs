@@ -12,6 +12,7 @@ use super::module::{DataPathConfig, POOL_HANDLERS};
 use super::stats::Tally;
 use crate::nb::{self, MdlHandlers, Restore};
 use crate::transform::{exercise, vlan, vlan::VlanTag, Mode, TransformError};
+use core::sync::atomic::{AtomicU8, Ordering};
 use ndis_sys::*;
 
 /// Context flag: this NBL was transformed with NDIS's default allocator (benchmark baseline), so it
@@ -197,6 +198,39 @@ fn count_restore(r: Result<Restore, nb::NbError>, tally: &mut Tally) {
     }
 }
 
+/// Tells the pool's in-flight blocks from other MDLs for [`nb::reconstruct`]. NDIS's default allocator
+/// (the benchmark baseline) leaves no mark to tell its MDLs by, so none is claimed.
+fn owner_probe(handlers: MdlHandlers) -> unsafe fn(*mut MDL) -> bool {
+    unsafe fn none(_: *mut MDL) -> bool {
+        false
+    }
+    if handlers.allocate.is_some() {
+        crate::mdl_handlers::owns_in_flight
+    } else {
+        none
+    }
+}
+
+/// Logs, once per driver load, that a neighbour broke the restore contract (each case is counted in
+/// `restores_inconsistent`). Any IRQL <= DISPATCH_LEVEL.
+fn note_broken_neighbour(recovered: bool) {
+    static LOGGED: AtomicU8 = AtomicU8::new(0);
+    let bit = if recovered { 1 } else { 2 };
+    if LOGGED.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+        if recovered {
+            log!(
+                DPFLTR_WARNING_LEVEL,
+                "a neighbouring driver gave back an NB with its data start or MDL chain changed; restored from the retreat record (counted in restores_inconsistent)"
+            );
+        } else {
+            log!(
+                DPFLTR_ERROR_LEVEL,
+                "a neighbouring driver gave back an NB without the pool block the filter retreated into; the NB was restored, the block is lost (counted in restores_inconsistent)"
+            );
+        }
+    }
+}
+
 /// Restores the first `n` NBs of `nbl` from their records, last first. IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
@@ -224,6 +258,24 @@ unsafe fn undo_nbs(nbl: *mut NET_BUFFER_LIST, ctx: &mut NblContext, n: usize, ta
         if nbp.is_null() {
             tally.restores_inconsistent += 1;
             continue;
+        }
+        // SAFETY: valid NB; the record is its own.
+        if !unsafe { nb::as_handed_on(nbp, rec) } {
+            // A neighbour broke the restore contract: the miniport completed (or the protocol
+            // returned) the NB with its data start moved or its leading MDLs changed. Handing it on
+            // as it is would give our owner an NB that is not its own (for vlan, with a pool block
+            // at the head of its chain), and leaving it would leak the block for ever. The record
+            // says everything we handed on, so rebuild that geometry and undo as usual: the owner
+            // gets its exact NB (and bytes) back, the block goes back to the pool. Counted as a bad
+            // restore and logged once; if the block is nowhere to be found the owner still gets its
+            // fields back and the block stays in flight (the pool's leak report names it).
+            // SAFETY: valid, owned NB; its chain is readable; the record is its own.
+            let r = unsafe { nb::reconstruct(nbp, rec, owner_probe(handlers)) };
+            tally.restores_inconsistent += 1;
+            note_broken_neighbour(r.is_ok());
+            if r.is_err() {
+                continue;
+            }
         }
         if vlan && rec.outstanding == vlan::TAG_BYTES {
             // SAFETY: this NB carries a tag we inserted and is still retreated by 4.

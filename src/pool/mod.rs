@@ -970,6 +970,21 @@ impl<P: Platform> Pool<P> {
         Ok(())
     }
 
+    /// Whether `mdl` is one of this pool's blocks, handed out and not yet freed. Reads only the MDL and
+    /// (when the MDL looks like one of ours) the header in the same page; counts nothing. Used to find
+    /// the filter's own block in a chain a neighbour has rearranged. Any IRQL.
+    ///
+    /// # Safety
+    /// As [`Pool::free`]: `mdl` points to a readable MDL in a page readable from its start.
+    pub unsafe fn owns_in_flight(&self, mdl: *mut MDL) -> bool {
+        // SAFETY: the caller's guarantee is lookup's precondition.
+        match unsafe { block::lookup(mdl, self.magic) } {
+            // SAFETY: lookup found a live header of ours; the state is an atomic.
+            Ok(b) => unsafe { (*b).state.load(CoreOrdering::Relaxed) == block::STATE_IN_FLIGHT },
+            Err(_) => false,
+        }
+    }
+
     #[inline(always)]
     unsafe fn push(&self, cpu: usize, class: usize, block: *mut BlockHeader) {
         let ctr = self.counters_of(cpu, class);

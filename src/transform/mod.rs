@@ -40,7 +40,7 @@ impl Mode {
             .map(|&(_, m)| m)
     }
 
-    /// From the numeric encoding (an integer-typed `Mode` value: 0, 1, 2). Any IRQL.
+    /// From the numeric encoding the module stores (`Mode as u32`: 0, 1, 2). Any IRQL.
     pub fn from_u32(v: u32) -> Option<Mode> {
         match v {
             0 => Some(Mode::Exercise),

@@ -81,6 +81,7 @@ pub fn exports() -> &'static [Export] {
         crate::nbl::register_exports(&mut t);
         crate::filter::register_exports(&mut t);
         crate::misc::register_exports(&mut t);
+        crate::mapping::register_exports(&mut t);
         t.sort_by(|a, b| (a.module, a.name).cmp(&(b.module, b.name)));
         t
     })

@@ -32,6 +32,8 @@ pub enum AllocSite {
     Timer,
     /// NdisOpenConfigurationEx.
     Config,
+    /// MmMapLockedPagesSpecifyCache (a system-space mapping of a locked MDL).
+    MapLockedPages,
 }
 
 /// What an allocation asked for, given to predicates.

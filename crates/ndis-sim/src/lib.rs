@@ -69,19 +69,24 @@
 #![cfg_attr(miri, feature(c_variadic))]
 
 pub mod abi;
+pub mod config_reads;
 pub mod fault;
 pub mod filter;
 pub mod kernel;
+pub mod mapping;
 pub mod mem;
 pub mod misc;
 pub mod nbl;
+pub mod neighbor;
 pub mod stack;
 pub mod testkit;
 pub mod verifier;
 
 pub use abi::{exports, find_export, Abi, Export};
+pub use config_reads::{set_config_reads, ConfigReads};
 pub use fault::{AllocRequest, AllocSite, FaultRule};
 pub use filter::LifecycleError;
+pub use neighbor::{BreakHow, RestoreBreaker};
 pub use stack::{
     AdapterConfig, ConfigValue, Counters, Frame, ModuleState, NblShape, PauseHold, PauseRecord,
 };
@@ -142,6 +147,7 @@ impl Sim {
         fault::reset();
         nbl::reset();
         misc::reset();
+        mapping::reset();
         stack::reset(config.ndis_version);
         SimGuard {
             _lock: Some(lock),

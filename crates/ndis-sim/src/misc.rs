@@ -49,6 +49,7 @@ fn misc() -> std::sync::MutexGuard<'static, Misc> {
 
 pub(crate) fn reset() {
     CLOCK.store(0, Ordering::SeqCst);
+    crate::config_reads::reset();
     *misc() = Misc::default();
 }
 
@@ -163,17 +164,6 @@ fn utf16_to_string(s: *const NDIS_STRING) -> Option<String> {
     }
 }
 
-fn parse_int(s: &str, hex: bool) -> Option<u32> {
-    let t = s.trim();
-    if hex {
-        u32::from_str_radix(t.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()
-    } else {
-        t.parse::<u32>()
-            .ok()
-            .or_else(|| t.parse::<i32>().ok().map(|v| v as u32))
-    }
-}
-
 crate::sim_exports! {
     module = "ndis.sys";
 
@@ -283,8 +273,9 @@ crate::sim_exports! {
         NDIS_STATUS_SUCCESS
     }
 
-    /// `NdisReadConfiguration`: PASSIVE_LEVEL. Integers are parsed from strings as NDIS does; the
-    /// parameter stays valid until NdisCloseConfiguration.
+    /// `NdisReadConfiguration`: PASSIVE_LEVEL. The value is converted as [`crate::config_reads`]
+    /// documents (either documented reading, per simulation); the parameter stays valid until
+    /// NdisCloseConfiguration.
     fn NdisReadConfiguration(status: *mut NDIS_STATUS, value: *mut *mut NDIS_CONFIGURATION_PARAMETER,
         handle: NDIS_HANDLE, keyword: *mut NDIS_STRING, ty: u32) {
         check_irql("NdisReadConfiguration", PASSIVE_LEVEL, handle as usize);
@@ -313,23 +304,16 @@ crate::sim_exports! {
         };
         let p = mem::raw_alloc(Owner::Sim, POOL_FLAG_PAGED, std::mem::size_of::<NDIS_CONFIGURATION_PARAMETER>(), mem::SIM_TAG) as *mut NDIS_CONFIGURATION_PARAMETER;
         let mut blocks = vec![p as usize];
-        let ok = match (ty, &v) {
-            (NdisParameterInteger | NdisParameterHexInteger, ConfigValue::Int(i)) => {
+        let ok = match crate::config_reads::convert(&v, ty) {
+            crate::config_reads::Converted::Integer(t, i) => {
                 // SAFETY: fresh parameter block.
-                unsafe { (*p).ParameterType = ty; (*p).ParameterData.IntegerData = *i; }
+                unsafe { (*p).ParameterType = t; (*p).ParameterData.IntegerData = i; }
                 true
             }
-            (NdisParameterInteger | NdisParameterHexInteger, ConfigValue::Str(s)) => match parse_int(s, ty == NdisParameterHexInteger) {
-                // SAFETY: fresh parameter block.
-                Some(i) => { unsafe { (*p).ParameterType = ty; (*p).ParameterData.IntegerData = i; } true }
-                None => false,
-            },
-            (NdisParameterString, v) => {
-                let text = match v { ConfigValue::Int(i) => i.to_string(), ConfigValue::Str(s) => s.clone() };
-                let units: Vec<u16> = text.encode_utf16().collect();
+            crate::config_reads::Converted::String(units) => {
                 let buf = mem::raw_alloc(Owner::Sim, POOL_FLAG_PAGED, units.len() * 2 + 2, mem::SIM_TAG) as *mut u16;
                 blocks.push(buf as usize);
-                // SAFETY: fresh blocks sized for the string and the parameter.
+                // SAFETY: fresh blocks sized for the string (plus a NUL) and the parameter.
                 unsafe {
                     std::ptr::copy_nonoverlapping(units.as_ptr(), buf, units.len());
                     (*p).ParameterType = NdisParameterString;
@@ -337,7 +321,7 @@ crate::sim_exports! {
                 }
                 true
             }
-            _ => false,
+            crate::config_reads::Converted::Failure => false,
         };
         if let Some(c) = misc().configs.get_mut(&(handle as usize)) {
             c.blocks.extend(blocks);

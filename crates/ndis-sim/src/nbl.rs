@@ -1000,6 +1000,7 @@ pub(crate) unsafe fn free_sim_nbl(nbl: *mut NET_BUFFER_LIST) {
             let (next, va) =
                 unsafe { ((*m).Next, (*m).StartVa as usize + (*m).ByteOffset as usize) };
             if mem::mdl_origin(m) == Some(MdlOrigin::SimLayer) {
+                crate::mapping::release(m);
                 mem::raw_free(va as *mut u8);
                 mem::raw_free(m as *mut u8);
             }
@@ -1585,8 +1586,10 @@ unsafe fn map_for_read(m: *mut MDL) -> *mut u8 {
             );
         }
         let va = ((*m).StartVa as usize + (*m).ByteOffset as usize) as *mut u8;
+        crate::mapping::check_decoy(m, "NdisGetDataBuffer");
         (*m).MappedSystemVa = va as PVOID;
         (*m).MdlFlags |= MDL_MAPPED_TO_SYSTEM_VA;
+        crate::mapping::note_mapped(m);
         va
     }
 }

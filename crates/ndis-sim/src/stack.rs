@@ -95,6 +95,9 @@ pub struct Counters {
     pub proto_received_digest: u64,
     /// NBLs the protocol returned.
     pub proto_returned_nbls: u64,
+    /// NBs a misbehaving neighbour changed before giving them back
+    /// ([`AdapterConfig::restore_breaker`]).
+    pub neighbor_restore_breaks: u64,
     /// Sends the filter originated (its own NBLs reaching the miniport).
     pub filter_originated_sends: u64,
     /// Receives the filter originated (its own NBLs reaching the protocol).
@@ -162,6 +165,10 @@ pub struct AdapterConfig {
     pub protocol_honours_data_backfill: bool,
     /// NDIS_FILTER_ATTACH_PARAMETERS.MiniportMediaType. Default NdisMedium802_3.
     pub medium: u32,
+    /// `Some`: the miniport (on send completion) and/or the protocol (on return) change each NB's
+    /// geometry before giving it back, breaking the restore contract (see [`crate::neighbor`]).
+    /// Default `None`.
+    pub restore_breaker: Option<crate::neighbor::RestoreBreaker>,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -250,6 +257,7 @@ impl Default for AdapterConfig {
             miniport_context: 0,
             protocol_honours_data_backfill: true,
             medium: NdisMedium802_3,
+            restore_breaker: None,
         }
     }
 }
@@ -430,6 +438,9 @@ pub struct NblShape {
     pub data_offset: u32,
     /// Ieee8021QNetBufferListInfo value to set on each NBL (0 = none).
     pub ieee8021q: usize,
+    /// Every MDL describes locked pages that are not mapped into system space (a raw-socket or
+    /// packet-capture sender's user buffer): see [`crate::mapping`]. Default false.
+    pub locked_unmapped: bool,
 }
 
 impl Default for NblShape {
@@ -441,6 +452,7 @@ impl Default for NblShape {
             mdl_lengths: Vec::new(),
             data_offset: 0,
             ieee8021q: 0,
+            locked_unmapped: false,
         }
     }
 }
@@ -470,6 +482,9 @@ fn build_chain(shape: &NblShape, frame: &[u8]) -> *mut MDL {
                 if p >= shape.data_offset as usize && p < need {
                     *va.add(i) = frame[p - shape.data_offset as usize];
                 }
+            }
+            if shape.locked_unmapped {
+                crate::mapping::make_locked_unmapped(m);
             }
             if head.is_null() {
                 head = m;
@@ -664,6 +679,7 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
                 let mut hops = 0;
                 while !m.is_null() && hops < nbl::MAX_CHAIN {
                     mem::check_mdl_nonpaged("send reaching the miniport", m);
+                    crate::mapping::check_decoy(m, "send reaching the miniport");
                     m = (*m).Next;
                     hops += 1;
                 }
@@ -709,6 +725,28 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
     }
 }
 
+/// [`AdapterConfig::restore_breaker`]: the miniport (`send`) or the protocol changes every NB of `n`
+/// before giving it back.
+fn break_restore(id: usize, n: *mut NET_BUFFER_LIST, send: bool) {
+    let Some(b) = stack().adapters[id].cfg.restore_breaker else {
+        return;
+    };
+    if !(if send { b.miniport } else { b.protocol }) {
+        return;
+    }
+    let who = if send { "the miniport" } else { "the protocol" };
+    let mut broke = 0u64;
+    // SAFETY: a registered NBL the neighbour still holds; walks are bounded.
+    unsafe {
+        for nb in nbl::nbs_of(n) {
+            if crate::neighbor::break_nb(nb, b.how, who) {
+                broke += 1;
+            }
+        }
+    }
+    stack().adapters[id].counters.neighbor_restore_breaks += broke;
+}
+
 fn verify_seal(n: *mut NET_BUFFER_LIST, context: &str) {
     let seal = nbl::nbl_record(n).and_then(|r| r.seal);
     if let Some(seal) = seal {
@@ -736,6 +774,7 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the miniport (send)");
+        break_restore(id, n, true);
         // SAFETY: a registered NBL the miniport holds.
         unsafe { (*n).Status = status };
         let creator = nbl::nbl_record(n).map(|r| r.creator);
@@ -990,6 +1029,7 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the protocol (receive)");
+        break_restore(id, n, false);
         nbl::with_nbl(n, |r| {
             r.seal = None;
             r.holder = Holder::Filter;

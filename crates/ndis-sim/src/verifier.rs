@@ -132,6 +132,12 @@ pub mod rules {
     /// it. The ndislwf sample copies it ("use same request ID"); ndis-sim's clone does not (INFERRED
     /// from the sample copying it explicitly).
     pub const OID_CLONE_REQUEST_ID: &str = "OID_CLONE_REQUEST_ID";
+    /// Bytes written through the MappedSystemVa of an MDL whose pages are locked but not mapped into
+    /// system space (MmGetSystemAddressForMdlSafe not called first); see `mapping.rs`.
+    pub const UNMAPPED_MDL_ACCESS: &str = "UNMAPPED_MDL_ACCESS";
+    /// MmMapLockedPagesSpecifyCache misused: a second system mapping, pages not locked, UserMode,
+    /// BugCheckOnFailure TRUE, a requested address, or no MdlMappingNoExecute.
+    pub const MDL_MAPPING_MISUSE: &str = "MDL_MAPPING_MISUSE";
 }
 
 /// One verifier finding.

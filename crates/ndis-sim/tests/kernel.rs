@@ -182,8 +182,9 @@ fn read(handle: NDIS_HANDLE, key: &'static [u16], ty: u32) -> Option<NDIS_CONFIG
             None
         };
         let out = out.map(|mut v| {
-            if ty == NdisParameterString {
-                // Copy the string out before NdisCloseConfiguration frees it.
+            if v.ParameterType == NdisParameterString {
+                // Copy the string out before NdisCloseConfiguration frees it; keep its length in
+                // characters (NULs included).
                 let s = v.ParameterData.StringData;
                 let units = std::slice::from_raw_parts(s.Buffer, s.Length as usize / 2).to_vec();
                 v.ParameterData.IntegerData = String::from_utf16(&units).unwrap().len() as u32;
@@ -207,37 +208,49 @@ fn configuration_reads_integers_hex_and_strings_per_module() {
     let nic = sim.add_adapter(AdapterConfig::default());
     nic.set_config("ExerciseBytes", ConfigValue::Int(96));
     nic.set_config("VlanId", ConfigValue::Str("0x1F".into()));
+    nic.set_config("VlanPriority", ConfigValue::Str("1F".into()));
     nic.set_config("Mode", ConfigValue::Str("exercise".into()));
     nic.attach().unwrap();
     let h = nic.filter_handle();
-    // SAFETY: reading the integer arm of parameters read as integers.
-    unsafe {
-        assert_eq!(
-            read(h, utf16!("exercisebytes"), NdisParameterInteger)
-                .unwrap()
-                .ParameterData
-                .IntegerData,
-            96
-        );
-        assert_eq!(
-            read(h, utf16!("VlanId"), NdisParameterHexInteger)
-                .unwrap()
-                .ParameterData
-                .IntegerData,
-            0x1F
-        );
-        assert_eq!(
-            read(h, utf16!("Mode"), NdisParameterString)
-                .unwrap()
-                .ParameterData
-                .IntegerData,
-            8
-        );
-    }
-    assert!(
-        read(h, utf16!("Mode"), NdisParameterInteger).is_none(),
-        "not a number"
+    let int = |k: &'static [u16], ty| {
+        read(h, k, ty).map(|p| {
+            assert!(
+                p.ParameterType == NdisParameterInteger
+                    || p.ParameterType == NdisParameterHexInteger
+            );
+            // SAFETY: the type tag says the integer arm.
+            unsafe { p.ParameterData.IntegerData }
+        })
+    };
+    // The requested type honoured (the default reading): REG_SZ through RtlUnicodeStringToInteger.
+    assert_eq!(int(utf16!("exercisebytes"), NdisParameterInteger), Some(96));
+    assert_eq!(
+        int(utf16!("VlanPriority"), NdisParameterHexInteger),
+        Some(0x1F)
     );
+    assert_eq!(
+        int(utf16!("VlanId"), NdisParameterHexInteger),
+        Some(0),
+        "base 16 given: no 0x prefix, the 'x' ends the number"
+    );
+    assert_eq!(
+        int(utf16!("Mode"), NdisParameterInteger),
+        Some(0),
+        "not a number: 0, not a failure"
+    );
+    let p = read(h, utf16!("Mode"), NdisParameterString).unwrap();
+    assert_eq!(p.ParameterType, NdisParameterString);
+    // SAFETY: `read` stored the string's length in characters in the integer arm.
+    assert_eq!(unsafe { p.ParameterData.IntegerData }, 8);
+    // The requested type ignored (ReactOS): typed by the value.
+    set_config_reads(ConfigReads::ByValue);
+    assert_eq!(int(utf16!("VlanId"), NdisParameterString), Some(0x1F));
+    assert_eq!(int(utf16!("exercisebytes"), NdisParameterString), Some(96));
+    let p = read(h, utf16!("Mode"), NdisParameterInteger).unwrap();
+    assert_eq!(p.ParameterType, NdisParameterString);
+    // SAFETY: `read` stored the string's length in characters in the integer arm.
+    let len = unsafe { p.ParameterData.IntegerData };
+    assert_eq!(len, 9, "the NUL counted");
     assert!(read(h, utf16!("Missing"), NdisParameterInteger).is_none());
     nic.detach();
     sim.unload(drv);

@@ -713,3 +713,120 @@ fn attach_status_undocumented() {
         sim.finish();
     }
 }
+
+/// A neighbour that breaks the restore contract (`AdapterConfig::restore_breaker`): with a correct
+/// pass-through filter in between, the miniport's moved data start reaches the protocol and the
+/// protocol's reaches the miniport, and each is NB_NOT_RESTORED (the neighbour's own finding: a
+/// filter that changed nothing cannot repair what it never recorded). Every variant changes the NB.
+#[test]
+fn neighbour_breaking_the_restore_contract_is_seen_across_a_pass_through_filter() {
+    for how in [
+        BreakHow::LeaveRetreated(4),
+        BreakHow::LeaveAdvanced(4),
+        BreakHow::DropUnusedMdls,
+    ] {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            deterministic: true,
+            ..SimConfig::default()
+        });
+        lwf::set_bad(Bad::None);
+        sim.expect_finding(rules::NB_NOT_RESTORED);
+        let drv = sim.load_driver(lwf::DriverEntry);
+        let nic = sim.add_adapter(AdapterConfig {
+            restore_breaker: Some(RestoreBreaker {
+                miniport: true,
+                protocol: true,
+                how,
+            }),
+            ..AdapterConfig::default()
+        });
+        nic.attach().unwrap();
+        nic.restart().unwrap();
+        // The first MDL lies wholly in unused space, so every variant has something to change.
+        let shape = NblShape {
+            mdl_lengths: vec![8, 80],
+            data_offset: 8,
+            ..NblShape::default()
+        };
+        nic.send(&shape);
+        nic.indicate(&shape, 0);
+        nic.drain();
+        assert_eq!(nic.counters().neighbor_restore_breaks, 2, "{how:?}");
+        nic.pause().unwrap();
+        nic.detach();
+        sim.unload(drv);
+        let report = sim.finish();
+        let fired: Vec<&str> = report.findings.iter().map(|f| f.rule).collect();
+        assert_eq!(
+            fired,
+            vec![rules::NB_NOT_RESTORED, rules::NB_NOT_RESTORED],
+            "{how:?}"
+        );
+    }
+}
+
+/// Sends whose MDLs describe locked pages not mapped into system space (`NblShape::locked_unmapped`),
+/// at PASSIVE and DISPATCH_LEVEL, through the pass-through filter with knob `bad`. Returns the rules
+/// that fired and (mappings made, released).
+fn locked_unmapped_sends(bad: Bad, expect: &[&'static str]) -> (Vec<&'static str>, (u64, u64)) {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    lwf::set_bad(bad);
+    for r in expect {
+        sim.expect_finding(r);
+    }
+    let drv = sim.load_driver(lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig::default());
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    let shape = NblShape {
+        nbls: 2,
+        mdl_lengths: vec![20, 60],
+        data_offset: 4,
+        locked_unmapped: true,
+        ..NblShape::default()
+    };
+    nic.send(&shape);
+    kernel::at_irql(DISPATCH_LEVEL, || nic.send(&shape));
+    nic.drain();
+    let c = nic.counters();
+    assert_eq!(
+        c.wire_digest, c.proto_sent_digest,
+        "the frames are unchanged"
+    );
+    nic.pause().unwrap();
+    nic.detach();
+    sim.unload(drv);
+    lwf::set_bad(Bad::None);
+    let counts = ndis_sim::mapping::mapping_counts();
+    let report = sim.finish();
+    let mut fired: Vec<&'static str> = report.findings.iter().map(|f| f.rule).collect();
+    fired.sort();
+    fired.dedup();
+    (fired, counts)
+}
+
+#[test]
+fn unmapped_mdl_access() {
+    let (fired, _) = locked_unmapped_sends(Bad::WriteUnmapped, &[rules::UNMAPPED_MDL_ACCESS]);
+    assert_eq!(fired, vec![rules::UNMAPPED_MDL_ACCESS]);
+}
+
+#[test]
+fn mdl_mapping_misuse() {
+    let (fired, _) = locked_unmapped_sends(Bad::MapExecutableTwice, &[rules::MDL_MAPPING_MISUSE]);
+    assert_eq!(fired, vec![rules::MDL_MAPPING_MISUSE]);
+}
+
+/// MmGetSystemAddressForMdlSafe maps each MDL once (4 sends), at PASSIVE and DISPATCH_LEVEL, and each
+/// mapping is released when the protocol frees its MDL; nothing is reported.
+#[test]
+fn locked_unmapped_mdls_mapped_safely_are_clean() {
+    let (fired, counts) = locked_unmapped_sends(Bad::MapSafely, &[]);
+    assert!(fired.is_empty(), "{fired:?}");
+    assert_eq!(counts, (4, 4));
+}

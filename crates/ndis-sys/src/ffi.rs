@@ -3,7 +3,7 @@
 //! IRQL requirements are those of the documented routine (ndis-contract.md §2.1, §3.1).
 
 use crate::filter::*;
-use crate::mdl::MDL;
+use crate::mdl::{KPROCESSOR_MODE, MDL, MEMORY_CACHING_TYPE};
 use crate::nbl::*;
 use crate::status::NDIS_STATUS;
 use crate::types::*;
@@ -224,6 +224,19 @@ extern "system" {
     pub fn ExFreePool(P: PVOID);
     /// IRQL <= DISPATCH_LEVEL. Fills the PFN array, sets MappedSystemVa and MDL_SOURCE_IS_NONPAGED_POOL.
     pub fn MmBuildMdlForNonPagedPool(MemoryDescriptorList: *mut MDL);
+    /// Maps the locked pages an MDL describes into system space. IRQL <= DISPATCH_LEVEL with
+    /// `AccessMode = KernelMode` (<= APC_LEVEL for UserMode). Returns NULL on failure when
+    /// `BugCheckOnFailure` is FALSE (drivers must pass FALSE). Called only through
+    /// [`crate::MmGetSystemAddressForMdlSafe`]; the mapping belongs to the MDL and is released when its
+    /// owner unlocks/frees it.
+    pub fn MmMapLockedPagesSpecifyCache(
+        MemoryDescriptorList: *mut MDL,
+        AccessMode: KPROCESSOR_MODE,
+        CacheType: MEMORY_CACHING_TYPE,
+        RequestedAddress: PVOID,
+        BugCheckOnFailure: u32,
+        Priority: u32,
+    ) -> PVOID;
     /// Any IRQL. Returns the system-wide processor index.
     pub fn KeGetCurrentProcessorNumberEx(ProcNumber: *mut PROCESSOR_NUMBER) -> u32;
     /// Any IRQL.

@@ -108,6 +108,9 @@ fn traffic_run(mode: &str) {
             } else {
                 0
             },
+            // vlan: the protocol's buffers are locked user pages not mapped into system space; the
+            // image must map them with MmGetSystemAddressForMdlSafe before writing the tag.
+            locked_unmapped: mode == "vlan",
             ..NblShape::default()
         },
         receive: NblShape {
@@ -146,6 +149,9 @@ fn traffic_run(mode: &str) {
     }
     if mode == "vlan" {
         // Software 802.1Q on send: each wire frame carries the tag the NBL asked for, 4 bytes longer.
+        let (mapped, released) = ndis_sim::mapping::mapping_counts();
+        assert!(mapped > 0, "the image mapped the locked user buffers");
+        assert_eq!(mapped, released, "each mapping released with its MDL");
         let sent_len = NblShape::default().frame_len;
         let wire = nic.wire_frames();
         assert!(!wire.is_empty());

@@ -77,6 +77,15 @@ pub enum Bad {
     UnloadSetLate,
     /// Forwards OID clones without copying the original's RequestId.
     CloneRequestIdNotCopied,
+    /// Flips the first data byte of each send through the current MDL's `MappedSystemVa` without
+    /// mapping it first (and flips it back the same way), as a filter that assumes every MDL is mapped.
+    WriteUnmapped,
+    /// Maps each send's current MDL with MmMapLockedPagesSpecifyCache directly, without
+    /// MdlMappingNoExecute, and a second time.
+    MapExecutableTwice,
+    /// Correct: reads the first data byte of each send through MmGetSystemAddressForMdlSafe
+    /// (NormalPagePriority | MdlMappingNoExecute).
+    MapSafely,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -462,6 +471,35 @@ unsafe extern "system" fn send(
                     {
                         NdisAdvanceNetBufferDataStart(nb, d, TRUE, Some(bad_free));
                     }
+                }
+                Bad::WriteUnmapped => {
+                    let nb = (*n).FirstNetBuffer;
+                    let m = (*nb).CurrentMdl;
+                    let p = ((*m).MappedSystemVa as *mut u8).add((*nb).CurrentMdlOffset as usize);
+                    *p ^= 0xFF;
+                    *p ^= 0x0F;
+                }
+                Bad::MapExecutableTwice => {
+                    let m = (*(*n).FirstNetBuffer).CurrentMdl;
+                    for _ in 0..2 {
+                        let _ = MmMapLockedPagesSpecifyCache(
+                            m,
+                            KernelMode,
+                            MmCached,
+                            core::ptr::null_mut(),
+                            0,
+                            NormalPagePriority,
+                        );
+                    }
+                }
+                Bad::MapSafely => {
+                    let nb = (*n).FirstNetBuffer;
+                    let m = (*nb).CurrentMdl;
+                    let va =
+                        MmGetSystemAddressForMdlSafe(m, NormalPagePriority | MdlMappingNoExecute)
+                            as *const u8;
+                    assert!(!va.is_null());
+                    let _ = core::ptr::read_volatile(va.add((*nb).CurrentMdlOffset as usize));
                 }
                 _ => {}
             }
