@@ -297,6 +297,9 @@ crate::sim_exports! {
         r.completes += 1;
         r.released_at_complete.get_or_insert(r.released);
         r.complete_cpu = Some(cpu);
+        drop(s);
+        // The module is Paused from this instant (the line of race.rs).
+        crate::race::pause_completed(id);
     }
 
     /// `NdisGetVersion`: the simulated NDIS version ((major << 16) | minor).
@@ -310,8 +313,11 @@ crate::sim_exports! {
         check_irql("NdisFSendNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFSendNetBufferLists", flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFSendNetBufferLists", handle) else { return };
+        crate::race::preemption_point("NdisFSendNetBufferLists", true);
         let list = take_from_filter("NdisFSendNetBufferLists", nbls);
-        let st = state_of(id);
+        // Sends NDIS issued before the pause completed and passed on unchanged are judged as Pausing
+        // (race.rs: where the line is); anything else in the real state.
+        let st = crate::race::judged_state(id, &list, true);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
         if !(st == ModuleState::Running || (st == ModuleState::Pausing && !originated)) {
             verifier::report(rules::STATE_FORBIDS_SEND, nbls as usize, format!("NdisFSendNetBufferLists in state {st:?} (originated: {originated})"));
@@ -336,6 +342,7 @@ crate::sim_exports! {
         check_irql("NdisFSendNetBufferListsComplete", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFSendNetBufferListsComplete", flags & NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFSendNetBufferListsComplete", handle) else { return };
+        crate::race::preemption_point("NdisFSendNetBufferListsComplete", true);
         let list = nbl::known_chain(nbls, |n| {
             let rule = if nbl::recently_freed(n) { rules::DOUBLE_COMPLETE } else { rules::UNKNOWN_NBL };
             verifier::report(rule, n as usize, "NdisFSendNetBufferListsComplete: NBL not outstanding (completed twice, or not from NDIS)")
@@ -383,8 +390,11 @@ crate::sim_exports! {
         check_irql("NdisFIndicateReceiveNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFIndicateReceiveNetBufferLists", flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFIndicateReceiveNetBufferLists", handle) else { return };
+        crate::race::preemption_point("NdisFIndicateReceiveNetBufferLists", true);
         let list = take_from_filter("NdisFIndicateReceiveNetBufferLists", nbls);
-        let st = state_of(id);
+        // As for sends: receives NDIS issued before the pause completed, passed on unchanged, are
+        // judged as Pausing (race.rs: where the line is).
+        let st = crate::race::judged_state(id, &list, false);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
         let allowed = match st {
             ModuleState::Running | ModuleState::Restarting => true,
@@ -421,6 +431,7 @@ crate::sim_exports! {
         check_irql("NdisFReturnNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFReturnNetBufferLists", flags & NDIS_RETURN_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFReturnNetBufferLists", handle) else { return };
+        crate::race::preemption_point("NdisFReturnNetBufferLists", true);
         let list = nbl::known_chain(nbls, |n| {
             let rule = if nbl::recently_freed(n) { rules::DOUBLE_RETURN } else { rules::UNKNOWN_NBL };
             verifier::report(rule, n as usize, "NdisFReturnNetBufferLists: NBL not outstanding (returned twice, or not from NDIS)")
@@ -792,6 +803,9 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         a.state = ModuleState::Restarting;
         a.restart_pending = false;
         a.restart_status = None;
+        // NDIS restarts the stack bottom-up: the miniport runs (and indicates) while the module is
+        // Restarting (concurrent mode).
+        a.race.mp_open = true;
     }
     if let Some(o) = opts {
         // SAFETY: the registered FilterSetModuleOptions.
@@ -800,6 +814,7 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         });
         if st != NDIS_STATUS_SUCCESS {
             stack().adapters[id].state = ModuleState::Paused;
+            miniport_quiesce(id);
             return Err(LifecycleError::Failed(st));
         }
     }
@@ -823,6 +838,7 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         });
         if !ok {
             stack().adapters[id].state = ModuleState::Paused;
+            miniport_quiesce(id);
             return Err(LifecycleError::Timeout);
         }
         st = stack().adapters[id].restart_status.expect("checked");
@@ -830,17 +846,28 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
     stack().adapters[id].restart_pending = false;
     let _ = handle;
     if st == NDIS_STATUS_SUCCESS {
-        stack().adapters[id].state = ModuleState::Running;
+        {
+            let mut s = stack();
+            let a = &mut s.adapters[id];
+            a.state = ModuleState::Running;
+            // Then the protocol above restarts and may send.
+            a.race.proto_open = true;
+        }
         verifier::log(format!("[ndis] adapter {id}: running"));
         Ok(())
     } else {
         stack().adapters[id].state = ModuleState::Paused;
+        miniport_quiesce(id);
         Err(LifecycleError::Failed(st))
     }
 }
 
 /// Pauses the protocol above (its sends completed, its held receives returned), then FilterPause.
-/// Running → Pausing → Paused.
+/// Running → Pausing → Paused. In concurrent mode ([`crate::race`]) the protocol stops sending and
+/// its sends complete, FilterPause runs while the miniport still indicates and completes, and once
+/// the pause completed the miniport is paused too (no new indications; every one in progress and
+/// every indicated NBL back). With the deterministic interleaving, the FilterPause call itself lands
+/// at a preemption point the schedule picks.
 pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     assert_eq!(
         state_of(id),
@@ -849,9 +876,18 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     );
     let hold = stack().adapters[id].cfg.pause_hold.clone();
     stack().adapters[id].pause_record = stack::PauseRecord::default();
+    if stack().driver.is_none() {
+        return Err(LifecycleError::NoDriver);
+    }
     match &hold {
-        // NDIS pauses overlying drivers first: the protocol drains before the filter is paused.
+        // NDIS pauses overlying drivers first: the protocol stops sending and its sends complete
+        // before the filter is paused (serialised mode: its held receives are returned too, so
+        // nothing is in flight when FilterPause runs).
         None => {
+            let concurrent = crate::race::concurrent();
+            if concurrent {
+                stack().adapters[id].race.proto_open = false;
+            }
             stack::wait_until(
                 id,
                 rules::TIMEOUT_SEND,
@@ -859,12 +895,17 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
                 || {
                     let s = stack();
                     let a = &s.adapters[id];
-                    a.sent.is_empty() && a.proto_held.is_empty()
+                    if concurrent {
+                        a.race.sending == 0 && a.sent.is_empty()
+                    } else {
+                        a.sent.is_empty() && a.proto_held.is_empty()
+                    }
                 },
             );
         }
         // Only the kinds not held are drained; the rest stay out across FilterPause.
         Some(h) => {
+            stack().adapters[id].race.proto_open = false;
             if !h.sends {
                 kernel::at_irql(DISPATCH_LEVEL, || {
                     while stack::pump_sends_at_current_irql(id, usize::MAX, None) != 0 {}
@@ -881,11 +922,19 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
             a.pause_record.held_receives = a.proto_held.len();
         }
     }
+    let st = match crate::race::scheduled_pause(id) {
+        Some(st) => st,
+        None => pause_call(id),
+    };
+    pause_finish(id, st, hold.as_ref())
+}
+
+/// FilterPause itself (PASSIVE_LEVEL): Running → Pausing; when it returns NDIS_STATUS_SUCCESS the
+/// pause is complete at that instant (judged, then Paused). Returns FilterPause's status.
+pub(crate) fn pause_call(id: usize) -> NDIS_STATUS {
     let (f, abi, ctx) = {
         let s = stack();
-        let Some(d) = s.driver.as_ref() else {
-            return Err(LifecycleError::NoDriver);
-        };
+        let d = s.driver.as_ref().expect("a module implies a driver");
         (
             d.chars.PauseHandler.expect("validated"),
             d.abi,
@@ -896,7 +945,7 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
         let mut s = stack();
         let a = &mut s.adapters[id];
         a.state = ModuleState::Pausing;
-        a.pause_pending = false;
+        a.pause_pending = true;
         a.pause_done = false;
     }
     // SAFETY: all-zero is valid for this plain-data structure.
@@ -907,28 +956,39 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
         NDIS_SIZEOF_FILTER_PAUSE_PARAMETERS_REVISION_1,
     );
     p.PauseReason = NDIS_PAUSE_NDIS_INTERNAL;
-    stack().adapters[id].pause_pending = true;
     // SAFETY: the registered FilterPause; `p` lives across the call.
     let st = passive("FilterPause", || unsafe {
         f.invoke(abi, (ctx, &mut p as *mut _))
     });
     stack().adapters[id].pause_record.status = Some(st);
-    if let Some(h) = &hold {
+    if st == NDIS_STATUS_SUCCESS {
+        if !stack().adapters[id].pause_done {
+            check_pause_outstanding(id);
+            // The module is Paused from this instant (the line of race.rs).
+            crate::race::pause_completed(id);
+        } else {
+            verifier::report(
+                rules::STATE_FORBIDS_COMPLETE,
+                id,
+                "NdisFPauseComplete called and FilterPause also returned SUCCESS",
+            );
+        }
+    }
+    st
+}
+
+/// After FilterPause: the held NBLs given back ([`stack::PauseHold`]), the wait for a pended pause,
+/// then (concurrent mode) the miniport paused.
+fn pause_finish(
+    id: usize,
+    st: NDIS_STATUS,
+    hold: Option<&stack::PauseHold>,
+) -> Result<(), LifecycleError> {
+    if let Some(h) = hold {
         release_held_across_pause(id, h, st == NDIS_STATUS_PENDING);
     }
     let result = match st {
-        NDIS_STATUS_SUCCESS => {
-            if !stack().adapters[id].pause_done {
-                check_pause_outstanding(id);
-            } else {
-                verifier::report(
-                    rules::STATE_FORBIDS_COMPLETE,
-                    id,
-                    "NdisFPauseComplete called and FilterPause also returned SUCCESS",
-                );
-            }
-            Ok(())
-        }
+        NDIS_STATUS_SUCCESS => Ok(()),
         NDIS_STATUS_PENDING => {
             if stack::wait_until(id, rules::TIMEOUT_PAUSE, "pended pause", || {
                 stack().adapters[id].pause_done
@@ -952,8 +1012,32 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     a.pause_pending = false;
     a.state = ModuleState::Paused;
     drop(s);
+    miniport_quiesce(id);
     verifier::log(format!("[ndis] adapter {id}: paused"));
     result
+}
+
+/// Concurrent mode: NDIS pauses the miniport after the filters: no new indications, and it waits
+/// until every data-path call in progress returned and every NBL indicated or sent is back.
+fn miniport_quiesce(id: usize) {
+    stack().adapters[id].race.mp_open = false;
+    if !crate::race::concurrent() {
+        return;
+    }
+    stack::wait_until(
+        id,
+        rules::TIMEOUT_RECEIVE,
+        "miniport pause (receives back)",
+        || {
+            let s = stack();
+            let a = &s.adapters[id];
+            a.race.calls == 0
+                && a.mp_out.is_empty()
+                && a.proto_held.is_empty()
+                && a.mp_pending.is_empty()
+                && a.sent.is_empty()
+        },
+    );
 }
 
 /// Steps 2 and 3 of [`stack::PauseHold`]: sends while Pausing (when the pause pended), then the
@@ -998,6 +1082,12 @@ pub(crate) fn detach_flow(id: usize) {
         ModuleState::Paused,
         "detach needs a paused module"
     );
+    // No OID or status indication may be in progress in FilterDetach (they are valid only while
+    // the module is attached); a detach waits for those under way and admits no new ones.
+    stack().adapters[id].race.detaching = true;
+    stack::wait_until(id, rules::TIMEOUT_OID, "OIDs/status before detach", || {
+        stack().adapters[id].race.ctl == 0
+    });
     let (f, abi, ctx, handle) = {
         let s = stack();
         let d = s.driver.as_ref().expect("a module implies a driver");
@@ -1017,6 +1107,7 @@ pub(crate) fn detach_flow(id: usize) {
     a.state = ModuleState::Detached;
     a.filter_handle = 0;
     a.module_ctx = 0;
+    a.race.detaching = false;
     drop(s);
     mem::raw_free(handle as *mut u8);
     verifier::log(format!("[ndis] adapter {id}: detached"));

@@ -64,6 +64,7 @@ pub mod kernel;
 pub mod mem;
 pub mod misc;
 pub mod nbl;
+pub mod race;
 pub mod stack;
 pub mod testkit;
 pub mod verifier;
@@ -71,6 +72,7 @@ pub mod verifier;
 pub use abi::{exports, find_export, Abi, Export};
 pub use fault::{AllocRequest, AllocSite, FaultRule};
 pub use filter::LifecycleError;
+pub use race::Lifecycle;
 pub use stack::{
     AdapterConfig, ConfigValue, Counters, Frame, ModuleState, NblShape, PauseHold, PauseRecord,
 };
@@ -99,6 +101,12 @@ pub struct SimConfig {
     pub ndis_version: u32,
     /// Echo the log and findings to stderr as they happen.
     pub echo: bool,
+    /// Whether lifecycle calls, OIDs, status/PnP and clock advances are serialised against traffic
+    /// (the original simulator) or race it as on a real machine ([`race`]).
+    pub lifecycle: Lifecycle,
+    /// Deterministic mode with [`Lifecycle::Concurrent`] only: at each preemption point one in this
+    /// many draws of the seeded schedule runs another CPU's event there (0 = never; see [`race`]).
+    pub interleave_one_in: u32,
 }
 
 impl Default for SimConfig {
@@ -110,6 +118,8 @@ impl Default for SimConfig {
             seed: 0x5EED,
             ndis_version: NDIS_RUNTIME_VERSION_689,
             echo: std::env::var_os("NDIS_SIM_ECHO").is_some(),
+            lifecycle: Lifecycle::Serialised,
+            interleave_one_in: 0,
         }
     }
 }
@@ -127,6 +137,7 @@ impl Sim {
         // A previous test that panicked may have left objects behind; drop them first.
         teardown_all();
         kernel::configure(config.cpus, config.cpus_per_group, config.deterministic);
+        race::configure(config.lifecycle, config.interleave_one_in, config.seed);
         verifier::reset(config.echo);
         fault::reset();
         nbl::reset();
@@ -266,7 +277,7 @@ impl SimGuard {
 
     /// Advances the simulated clock (firing due timers at DISPATCH_LEVEL on this thread's CPU).
     pub fn advance_clock(&self, ms: u64) -> usize {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        let _g = race::exclusive(false);
         misc::advance_clock_ms(ms)
     }
 
@@ -332,7 +343,7 @@ impl SimGuard {
             (*obj).DriverName = UNICODE_STRING::from_static(name);
             (*obj).DriverInit = Some(f);
         }
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        let _g = race::exclusive(true);
         verifier::log("[io] DriverEntry");
         // SAFETY: DriverEntry with a fresh driver object and registry path, at PASSIVE_LEVEL.
         let st = kernel::at_irql(PASSIVE_LEVEL, || unsafe {
@@ -376,7 +387,7 @@ impl SimGuard {
         // SAFETY: our DRIVER_OBJECT.
         let unload = unsafe { (*obj).DriverUnload };
         {
-            let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+            let _g = race::exclusive(true);
             verifier::log("[io] DriverUnload");
             match unload {
                 Some(f) => {
@@ -553,8 +564,7 @@ impl Drop for SimGuard {
 fn traffic_step(id: usize, t: &Traffic, rng: &mut u64) {
     *rng = fault::splitmix64(*rng);
     let r = *rng;
-    let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-    let running = stack::stack().adapters[id].state == ModuleState::Running;
+    let _g = race::gate_shared();
     let dispatch = (r >> 8) & 1 == 1;
     let irql = if dispatch {
         DISPATCH_LEVEL
@@ -562,19 +572,23 @@ fn traffic_step(id: usize, t: &Traffic, rng: &mut u64) {
         PASSIVE_LEVEL
     };
     match r % 8 {
-        0 | 1 if running => {
+        // A send only while the protocol runs, an indication only while the miniport may indicate
+        // to the module: claimed under the stack lock (race.rs: where the line is).
+        0 | 1 if race::claim_send(id) => {
             kernel::at_irql(irql, || stack::protocol_send(id, &t.send, 0));
+            race::release_send(id);
         }
         2 | 3 => {
             let mut seed = r >> 16;
             stack::pump_sends(id, 1 + (r >> 20) as usize % 4, &mut seed);
         }
-        4 | 5 if running => {
+        4 | 5 if race::claim_indicate(id) => {
             let res = t.resources_one_in != 0 && (r >> 24) % t.resources_one_in as u64 == 0;
             let flags = if res { NDIS_RECEIVE_FLAGS_RESOURCES } else { 0 };
             kernel::at_irql(DISPATCH_LEVEL, || {
                 stack::miniport_indicate(id, &t.receive, flags)
             });
+            race::release(id);
         }
         6 => {
             kernel::at_irql(irql, || stack::return_some(id, 1 + (r >> 20) as usize % 4));
@@ -599,7 +613,7 @@ impl Adapter {
     }
 
     fn lifecycle<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        let _g = race::exclusive(true);
         f()
     }
 
@@ -657,14 +671,26 @@ impl Adapter {
 
     /// Like [`send`](Self::send) with extra NDIS_SEND_FLAGS_* bits.
     pub fn send_with_flags(&self, shape: &NblShape, flags: u32) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-        stack::protocol_send(self.id, shape, flags)
+        let _g = race::gate_shared();
+        // Counted as a protocol send in progress when the protocol runs; sent regardless (the test
+        // asked for it; a filter that is not Running completes it with NDIS_STATUS_PAUSED).
+        let claimed = race::claim_send(self.id);
+        let n = stack::protocol_send(self.id, shape, flags);
+        if claimed {
+            race::release_send(self.id);
+        }
+        n
     }
 
     /// The miniport indicates one chain of `shape` at the caller's IRQL with `flags`.
     pub fn indicate(&self, shape: &NblShape, flags: u32) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-        stack::miniport_indicate(self.id, shape, flags)
+        let _g = race::gate_shared();
+        let claimed = race::claim_indicate(self.id);
+        let n = stack::miniport_indicate(self.id, shape, flags);
+        if claimed {
+            race::release(self.id);
+        }
+        n
     }
 
     /// Sends queued at the miniport, in arrival order.
@@ -675,7 +701,7 @@ impl Adapter {
     /// The miniport completes up to `n` queued sends at the caller's IRQL, in an order shuffled by
     /// `seed` (0 = arrival order).
     pub fn complete_sends(&self, n: usize, seed: u64) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        let _g = race::gate_shared();
         let mut s = seed;
         stack::pump_sends_at_current_irql(self.id, n, if seed == 0 { None } else { Some(&mut s) })
     }
@@ -687,14 +713,14 @@ impl Adapter {
 
     /// The protocol returns up to `n` held receives at the caller's IRQL.
     pub fn return_receives(&self, n: usize) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        let _g = race::gate_shared();
         stack::return_some(self.id, n)
     }
 
     /// Completes every queued send, returns every held receive, completes pended OIDs (at
     /// DISPATCH_LEVEL), until nothing is left.
     pub fn drain(&self) {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        let _g = race::gate_shared();
         for _ in 0..10_000 {
             if stack::pump(self.id, usize::MAX, None) == 0 {
                 return;
@@ -710,19 +736,29 @@ impl Adapter {
         oid: NDIS_OID,
         buffer: &mut [u8],
     ) -> (NDIS_STATUS, u32) {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
-        filter::protocol_oid(self.id, request_type, oid, buffer)
+        let _g = race::exclusive(false);
+        let claimed = race::wait_claim_ctl(self.id);
+        let r = filter::protocol_oid(self.id, request_type, oid, buffer);
+        if claimed {
+            race::release_ctl(self.id);
+        }
+        r
     }
 
     /// The miniport indicates a status (at the caller's IRQL).
     pub fn indicate_status(&self, code: NDIS_STATUS) {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-        filter::miniport_status(self.id, code)
+        let _g = race::gate_shared();
+        let claimed = race::wait_claim_ctl(self.id);
+        filter::miniport_status(self.id, code);
+        if claimed {
+            race::release_ctl(self.id);
+        }
     }
 
     /// NDIS sends a net PnP event down to the filter (PASSIVE_LEVEL); returns the filter's status.
     pub fn net_pnp_event(&self, code: u32) -> NDIS_STATUS {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        // NDIS starts no PnP operation while another (pause, restart, attach, detach) is under way.
+        let _g = race::exclusive(true);
         filter::net_pnp(self.id, code)
     }
 
@@ -746,7 +782,7 @@ impl Adapter {
         let old = stack::stack().adapters[self.id].cfg.send_status;
         self.configure(|c| c.send_status = NDIS_STATUS_RESET_IN_PROGRESS);
         {
-            let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+            let _g = race::gate_shared();
             kernel::at_irql(DISPATCH_LEVEL, || {
                 stack::pump_sends_at_current_irql(self.id, usize::MAX, None)
             });

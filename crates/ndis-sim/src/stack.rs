@@ -4,8 +4,9 @@
 //!
 //! Shared state lives in one mutex that is never held while driver code runs: every path copies what
 //! it needs (handler, context, convention), drops the lock, then calls the driver through
-//! [`crate::abi::Callback`]. Lifecycle operations take the traffic gate exclusively, so a runner's
-//! operation never interleaves with an attach/pause/restart/detach step.
+//! [`crate::abi::Callback`]. How lifecycle operations relate to traffic (one gate, or racing it as
+//! on a real machine) is [`crate::race`]'s business; the NDIS→filter calls below claim and record
+//! themselves there.
 
 use crate::abi::{Abi, Callback};
 use crate::fault::splitmix64;
@@ -15,7 +16,7 @@ use crate::nbl::{self, Creator, Dir, Holder, NblSnap};
 use crate::verifier::{self, rules};
 use ndis_sys::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{LazyLock, Mutex, MutexGuard, RwLock};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 /// A filter module's state (ndis-contract.md §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,6 +254,8 @@ pub(crate) struct AdapterRec {
     pub wire: Vec<Frame>,
     pub proto_rx: Vec<Frame>,
     pub names: Vec<Vec<u16>>,
+    /// Gates and in-call records ([`crate::race`]).
+    pub race: crate::race::AdapterRace,
 }
 
 #[derive(Default)]
@@ -268,8 +271,6 @@ pub(crate) struct Stack {
 unsafe impl Send for Stack {}
 
 static STACK: LazyLock<Mutex<Stack>> = LazyLock::new(|| Mutex::new(Stack::default()));
-/// Traffic operations hold it shared; lifecycle steps hold it exclusively.
-pub(crate) static GATE: RwLock<()> = RwLock::new(());
 
 pub(crate) fn stack() -> MutexGuard<'static, Stack> {
     STACK.lock().unwrap_or_else(|e| e.into_inner())
@@ -545,10 +546,12 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
     let head = link(&list);
     match h {
         Some((f, abi, ctx)) if in_stack => {
+            crate::race::mark_in_call(id, &list);
             // SAFETY: the registered FilterSendNetBufferLists with its module context.
             checked("FilterSendNetBufferLists", || unsafe {
                 f.invoke(abi, (ctx, head, 0u32, flags))
             });
+            crate::race::unmark_in_call(id, &list);
         }
         _ => miniport_accept(id, head, flags),
     }
@@ -689,10 +692,14 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     if !to_filter.is_empty() {
         let head = link(&to_filter);
         match h {
-            // SAFETY: the registered FilterSendNetBufferListsComplete with its module context.
-            Some((f, abi, ctx)) => checked("FilterSendNetBufferListsComplete", || unsafe {
-                f.invoke(abi, (ctx, head, flags))
-            }),
+            Some((f, abi, ctx)) => {
+                crate::race::mark_in_call(id, &to_filter);
+                // SAFETY: the registered FilterSendNetBufferListsComplete with its module context.
+                checked("FilterSendNetBufferListsComplete", || unsafe {
+                    f.invoke(abi, (ctx, head, flags))
+                });
+                crate::race::unmark_in_call(id, &to_filter);
+            }
             None => verifier::report(
                 rules::BAD_OBJECT,
                 head as usize,
@@ -780,10 +787,12 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
     );
     match h {
         Some((f, abi, ctx)) if in_stack => {
+            crate::race::mark_in_call(id, &list);
             // SAFETY: the registered FilterReceiveNetBufferLists with its module context.
             checked("FilterReceiveNetBufferLists", || unsafe {
                 f.invoke(abi, (ctx, head, 0u32, list.len() as u32, flags))
             });
+            crate::race::unmark_in_call(id, &list);
         }
         _ => protocol_receive(id, head, list.len() as u32, flags),
     }
@@ -937,10 +946,12 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
     match h {
         Some((f, abi, ctx)) => {
             let head = link(&list);
+            crate::race::mark_in_call(id, &list);
             // SAFETY: the registered FilterReturnNetBufferLists with its module context.
             checked("FilterReturnNetBufferLists", || unsafe {
                 f.invoke(abi, (ctx, head, flags))
             });
+            crate::race::unmark_in_call(id, &list);
         }
         None => {
             for n in list {
@@ -973,8 +984,12 @@ pub(crate) fn pump(id: usize, max: usize, rng: Option<&mut u64>) -> usize {
         let rets: Vec<usize> = a.proto_held.drain(..nr).collect();
         let no = a.mp_oids.len().min(max);
         let oids: Vec<usize> = a.mp_oids.drain(..no).collect();
+        if !sends.is_empty() || !rets.is_empty() {
+            crate::race::claim_taken(&mut a.race);
+        }
         (sends, rets, oids)
     };
+    let claimed = !sends.is_empty() || !rets.is_empty();
     if let Some(r) = rng {
         for i in (1..sends.len()).rev() {
             *r = splitmix64(*r);
@@ -986,6 +1001,9 @@ pub(crate) fn pump(id: usize, max: usize, rng: Option<&mut u64>) -> usize {
         complete_sends(id, sends);
         protocol_return(id, rets);
     });
+    if claimed {
+        crate::race::release(id);
+    }
     for req in oids {
         crate::filter::miniport_complete_oid(id, req);
     }
@@ -1015,6 +1033,7 @@ pub(crate) fn wait_until(
         if done() {
             return true;
         }
+        crate::race::wait_tick();
         tick_all();
     }
     if done() {
@@ -1064,13 +1083,15 @@ pub fn pause_outstanding(id: usize) -> Vec<(usize, String)> {
     for (addr, r) in nbl::all_nbls() {
         let mine = match r.creator {
             Creator::Driver => r.adapter == id && r.holder != Holder::Filter,
+            // An NBL inside a call still in progress on another CPU, unchanged, is not yet the
+            // filter's to account for (race.rs: where the line is).
             Creator::Protocol(a) if a == id => match r.holder {
-                Holder::Filter => true,
+                Holder::Filter => !crate::race::not_yet_seen(id, addr, true),
                 Holder::Miniport => changed_since_handout(id, addr, true),
                 _ => false,
             },
             Creator::Miniport(a) if a == id => match r.holder {
-                Holder::Filter => !r.resources,
+                Holder::Filter => !r.resources && !crate::race::not_yet_seen(id, addr, false),
                 Holder::Protocol => !r.resources && changed_since_handout(id, addr, false),
                 _ => false,
             },
@@ -1086,7 +1107,7 @@ pub fn pause_outstanding(id: usize) -> Vec<(usize, String)> {
     v
 }
 
-fn changed_since_handout(id: usize, addr: usize, send: bool) -> bool {
+pub(crate) fn changed_since_handout(id: usize, addr: usize, send: bool) -> bool {
     let snap = {
         let s = stack();
         let a = &s.adapters[id];
@@ -1130,6 +1151,7 @@ pub(crate) fn add_adapter(cfg: AdapterConfig) -> usize {
         wire: Vec::new(),
         proto_rx: Vec::new(),
         names: Vec::new(),
+        race: Default::default(),
     });
     s.adapters.len() - 1
 }
@@ -1151,6 +1173,9 @@ pub(crate) fn pump_sends_at_current_irql(id: usize, n: usize, seed: Option<&mut 
         let mut s = stack();
         let a = &mut s.adapters[id];
         let k = a.mp_pending.len().min(n);
+        if k != 0 {
+            crate::race::claim_taken(&mut a.race);
+        }
         a.mp_pending.drain(..k).collect()
     };
     if let Some(r) = seed {
@@ -1161,6 +1186,9 @@ pub(crate) fn pump_sends_at_current_irql(id: usize, n: usize, seed: Option<&mut 
     }
     let k = sends.len();
     complete_sends(id, sends);
+    if k != 0 {
+        crate::race::release(id);
+    }
     k
 }
 
@@ -1170,10 +1198,16 @@ pub(crate) fn return_some(id: usize, n: usize) -> usize {
         let mut s = stack();
         let a = &mut s.adapters[id];
         let k = a.proto_held.len().min(n);
+        if k != 0 {
+            crate::race::claim_taken(&mut a.race);
+        }
         a.proto_held.drain(..k).collect()
     };
     let k = rets.len();
     protocol_return(id, rets);
+    if k != 0 {
+        crate::race::release(id);
+    }
     k
 }
 
