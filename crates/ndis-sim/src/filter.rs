@@ -1024,7 +1024,7 @@ fn miniport_quiesce(id: usize) {
     if !crate::race::concurrent() {
         return;
     }
-    stack::wait_until(
+    let ok = stack::wait_until(
         id,
         rules::TIMEOUT_RECEIVE,
         "miniport pause (receives back)",
@@ -1038,6 +1038,18 @@ fn miniport_quiesce(id: usize) {
                 && a.sent.is_empty()
         },
     );
+    if !ok {
+        let s = stack();
+        let a = &s.adapters[id];
+        verifier::log(format!(
+            "[ndis] adapter {id}: miniport pause stuck: {} calls in progress, {} NBLs indicated out, {} held above, {} sends queued, {} sends out",
+            a.race.calls,
+            a.mp_out.len(),
+            a.proto_held.len(),
+            a.mp_pending.len(),
+            a.sent.len()
+        ));
+    }
 }
 
 /// Steps 2 and 3 of [`stack::PauseHold`]: sends while Pausing (when the pause pended), then the

@@ -532,7 +532,13 @@ impl SimGuard {
             .filter(|r| !report.findings.iter().any(|f| f.rule == **r))
             .collect();
         if !unexpected.is_empty() || !missing.is_empty() {
-            let mut msg = String::from("ndis-sim verifier failed the test:\n");
+            let mut msg = format!(
+                "ndis-sim verifier failed the test (seed {:#x}, deterministic {}, lifecycle {:?}, interleave 1/{}: the same seed replays a deterministic run):\n",
+                self.config.seed,
+                self.config.deterministic,
+                self.config.lifecycle,
+                self.config.interleave_one_in
+            );
             for f in &unexpected {
                 msg.push_str(&format!("  {f}\n"));
             }

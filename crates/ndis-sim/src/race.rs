@@ -95,6 +95,8 @@ thread_local! {
     /// Pause epoch of the data-path call this thread claimed last (its NBLs are marked with it).
     static ISSUE_EPOCH: Cell<Option<u64>> = const { Cell::new(None) };
     static THREAD_ID: u64 = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+    /// Calls and OIDs/status this thread has claimed and not released.
+    static OWN: Cell<usize> = const { Cell::new(0) };
 }
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(1);
 
@@ -167,6 +169,7 @@ fn with<R>(id: usize, f: impl FnOnce(&mut AdapterRace, ModuleState) -> R) -> R {
 
 fn claimed(r: &mut AdapterRace) {
     r.calls += 1;
+    OWN.with(|o| o.set(o.get() + 1));
     let e = r.epoch;
     ISSUE_EPOCH.with(|c| c.set(Some(e)));
 }
@@ -242,6 +245,7 @@ pub(crate) fn claim_taken(r: &mut AdapterRace) {
 /// Ends a claimed call.
 pub(crate) fn release(id: usize) {
     with(id, |r, _| r.calls = r.calls.saturating_sub(1));
+    OWN.with(|o| o.set(o.get().saturating_sub(1)));
     ISSUE_EPOCH.with(|c| c.set(None));
 }
 
@@ -252,6 +256,7 @@ pub(crate) fn claim_ctl(id: usize) -> bool {
         let ok = !r.detaching && !matches!(st, ModuleState::Detached | ModuleState::Attaching);
         if ok {
             r.ctl += 1;
+            OWN.with(|o| o.set(o.get() + 1));
         }
         ok
     })
@@ -259,6 +264,22 @@ pub(crate) fn claim_ctl(id: usize) -> bool {
 
 pub(crate) fn release_ctl(id: usize) {
     with(id, |r, _| r.ctl = r.ctl.saturating_sub(1));
+    OWN.with(|o| o.set(o.get().saturating_sub(1)));
+}
+
+/// Concurrent threaded mode: whether another thread has a call, OID or status indication in
+/// progress. A lifecycle wait does not spend simulated time while it does (the timeouts judge what
+/// the driver holds, not how the host schedules threads).
+pub(crate) fn others_busy() -> bool {
+    if !concurrent() || kernel::deterministic() {
+        return false;
+    }
+    let total: usize = stack()
+        .adapters
+        .iter()
+        .map(|a| a.race.calls + a.race.ctl)
+        .sum();
+    total > OWN.with(|o| o.get())
 }
 
 /// Records the NBLs of a data-path call about to be issued to the filter.

@@ -535,6 +535,8 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
             ModuleState::Detached | ModuleState::Attaching
         )
     };
+    // In a call from here on (before the filter holds them: race.rs, where the line is).
+    crate::race::mark_in_call(id, &list);
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
@@ -546,15 +548,14 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
     let head = link(&list);
     match h {
         Some((f, abi, ctx)) if in_stack => {
-            crate::race::mark_in_call(id, &list);
             // SAFETY: the registered FilterSendNetBufferLists with its module context.
             checked("FilterSendNetBufferLists", || unsafe {
                 f.invoke(abi, (ctx, head, 0u32, flags))
             });
-            crate::race::unmark_in_call(id, &list);
         }
         _ => miniport_accept(id, head, flags),
     }
+    crate::race::unmark_in_call(id, &list);
     list.len()
 }
 
@@ -665,6 +666,8 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     let mut to_filter = Vec::new();
     let mut to_proto = Vec::new();
     let h = handler!(id, SendNetBufferListsCompleteHandler);
+    let all: Vec<*mut NET_BUFFER_LIST> = nbls.iter().map(|&a| a as *mut NET_BUFFER_LIST).collect();
+    crate::race::mark_in_call(id, &all);
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the miniport (send)");
@@ -692,14 +695,10 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     if !to_filter.is_empty() {
         let head = link(&to_filter);
         match h {
-            Some((f, abi, ctx)) => {
-                crate::race::mark_in_call(id, &to_filter);
-                // SAFETY: the registered FilterSendNetBufferListsComplete with its module context.
-                checked("FilterSendNetBufferListsComplete", || unsafe {
-                    f.invoke(abi, (ctx, head, flags))
-                });
-                crate::race::unmark_in_call(id, &to_filter);
-            }
+            // SAFETY: the registered FilterSendNetBufferListsComplete with its module context.
+            Some((f, abi, ctx)) => checked("FilterSendNetBufferListsComplete", || unsafe {
+                f.invoke(abi, (ctx, head, flags))
+            }),
             None => verifier::report(
                 rules::BAD_OBJECT,
                 head as usize,
@@ -710,6 +709,7 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     if !to_proto.is_empty() {
         protocol_complete(id, &to_proto);
     }
+    crate::race::unmark_in_call(id, &all);
 }
 
 /// The protocol gets its sends back: restore check, counters, free.
@@ -770,6 +770,7 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
         } else {
             0
         };
+    crate::race::mark_in_call(id, &list);
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
@@ -787,15 +788,14 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
     );
     match h {
         Some((f, abi, ctx)) if in_stack => {
-            crate::race::mark_in_call(id, &list);
             // SAFETY: the registered FilterReceiveNetBufferLists with its module context.
             checked("FilterReceiveNetBufferLists", || unsafe {
                 f.invoke(abi, (ctx, head, 0u32, list.len() as u32, flags))
             });
-            crate::race::unmark_in_call(id, &list);
         }
         _ => protocol_receive(id, head, list.len() as u32, flags),
     }
+    crate::race::unmark_in_call(id, &list);
     if resources {
         // Ownership is back now: every NBL must be in the filter's hands, in the original order.
         let mut kept = false;
@@ -924,6 +924,8 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
     if nbls.is_empty() {
         return;
     }
+    let all: Vec<*mut NET_BUFFER_LIST> = nbls.iter().map(|&a| a as *mut NET_BUFFER_LIST).collect();
+    crate::race::mark_in_call(id, &all);
     let mut list = Vec::new();
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
@@ -946,12 +948,10 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
     match h {
         Some((f, abi, ctx)) => {
             let head = link(&list);
-            crate::race::mark_in_call(id, &list);
             // SAFETY: the registered FilterReturnNetBufferLists with its module context.
             checked("FilterReturnNetBufferLists", || unsafe {
                 f.invoke(abi, (ctx, head, flags))
             });
-            crate::race::unmark_in_call(id, &list);
         }
         None => {
             for n in list {
@@ -967,6 +967,7 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
             }
         }
     }
+    crate::race::unmark_in_call(id, &all);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1029,12 +1030,20 @@ pub(crate) fn wait_until(
     mut done: impl FnMut() -> bool,
 ) -> bool {
     let ticks = stack().adapters[id].cfg.timeout_ticks;
-    for _ in 0..=ticks {
+    let started = std::time::Instant::now();
+    let mut used = 0;
+    while used <= ticks {
         if done() {
             return true;
         }
+        if crate::race::others_busy() && started.elapsed() < std::time::Duration::from_secs(120) {
+            // Another CPU is inside a call: wait for it without spending simulated time.
+            std::thread::yield_now();
+            continue;
+        }
         crate::race::wait_tick();
         tick_all();
+        used += 1;
     }
     if done() {
         return true;
