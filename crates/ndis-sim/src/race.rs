@@ -156,8 +156,8 @@ pub(crate) struct AdapterRace {
     pub detaching: bool,
     /// Pause completions so far (the line of the module docs).
     pub epoch: u64,
-    /// NBLs inside a data-path call in progress: (pause epoch at issue, issuing thread).
-    pub in_call: HashMap<usize, (u64, u64)>,
+    /// NBLs inside a data-path call in progress: (pause epoch at issue, issuing thread, its CPU).
+    pub in_call: HashMap<usize, (u64, u64, usize)>,
 }
 
 fn with<R>(id: usize, f: impl FnOnce(&mut AdapterRace, ModuleState) -> R) -> R {
@@ -285,11 +285,12 @@ pub(crate) fn others_busy() -> bool {
 /// Records the NBLs of a data-path call about to be issued to the filter.
 pub(crate) fn mark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST]) {
     let t = thread_id();
+    let cpu = kernel::current_cpu();
     let issued = ISSUE_EPOCH.with(|c| c.get());
     with(id, |r, _| {
         let e = issued.unwrap_or(r.epoch);
         for &n in list {
-            r.in_call.insert(n as usize, (e, t));
+            r.in_call.insert(n as usize, (e, t, cpu));
         }
     });
 }
@@ -343,7 +344,8 @@ pub(crate) fn judged_state(id: usize, list: &[*mut NET_BUFFER_LIST], send: bool)
 }
 
 /// Whether PAUSE_WITH_OUTSTANDING leaves `nbl` out: it is inside a data-path call still in progress
-/// on another thread and carries no change of the filter.
+/// on another CPU (another thread, or another virtual CPU of an injected event) and carries no
+/// change of the filter.
 pub(crate) fn not_yet_seen(id: usize, nbl: usize, send: bool) -> bool {
     let other = {
         let s = stack();
@@ -351,7 +353,7 @@ pub(crate) fn not_yet_seen(id: usize, nbl: usize, send: bool) -> bool {
             .race
             .in_call
             .get(&nbl)
-            .is_some_and(|&(_, t)| t != thread_id())
+            .is_some_and(|&(_, t, cpu)| t != thread_id() || cpu != kernel::current_cpu())
     };
     other && !stack::changed_since_handout(id, nbl, send)
 }
