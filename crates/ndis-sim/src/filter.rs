@@ -1281,10 +1281,16 @@ pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
         let s = stack();
         let a = &s.adapters[id];
         match s.driver.as_ref() {
-            Some(d) if a.filter_handle != 0 && a.state != ModuleState::Detached => d
-                .chars
-                .StatusHandler
-                .map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE)),
+            // Not while Attaching (no status indications then, network/attaching-a-filter-module):
+            // in concurrent mode an attach may begin while this indication is on its way.
+            Some(d)
+                if a.filter_handle != 0
+                    && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
+            {
+                d.chars
+                    .StatusHandler
+                    .map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE))
+            }
             _ => None,
         }
     };

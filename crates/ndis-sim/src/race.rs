@@ -156,8 +156,10 @@ pub(crate) struct AdapterRace {
     pub detaching: bool,
     /// Pause completions so far (the line of the module docs).
     pub epoch: u64,
-    /// NBLs inside a data-path call in progress: (pause epoch at issue, issuing thread, its CPU).
-    pub in_call: HashMap<usize, (u64, u64, usize)>,
+    /// NBLs inside a data-path call in progress: (pause epoch at issue, issuing thread, its CPU,
+    /// the call's serial — an NBL freed inside the call may be reallocated at the same address and
+    /// issued in another call before this one ends).
+    pub in_call: HashMap<usize, (u64, u64, usize, u64)>,
 }
 
 fn with<R>(id: usize, f: impl FnOnce(&mut AdapterRace, ModuleState) -> R) -> R {
@@ -282,24 +284,32 @@ pub(crate) fn others_busy() -> bool {
     total > OWN.with(|o| o.get())
 }
 
-/// Records the NBLs of a data-path call about to be issued to the filter.
-pub(crate) fn mark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST]) {
+static CALL_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// Records the NBLs of a data-path call about to be issued to the filter; returns the call's serial
+/// for [`unmark_in_call`].
+pub(crate) fn mark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST]) -> u64 {
     let t = thread_id();
     let cpu = kernel::current_cpu();
+    let serial = CALL_SERIAL.fetch_add(1, Ordering::Relaxed);
     let issued = ISSUE_EPOCH.with(|c| c.get());
     with(id, |r, _| {
         let e = issued.unwrap_or(r.epoch);
         for &n in list {
-            r.in_call.insert(n as usize, (e, t, cpu));
+            r.in_call.insert(n as usize, (e, t, cpu, serial));
         }
     });
+    serial
 }
 
-/// The call carrying these NBLs returned.
-pub(crate) fn unmark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST]) {
+/// The call `serial` carrying these NBLs returned (records of later calls at the same addresses
+/// stay).
+pub(crate) fn unmark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST], serial: u64) {
     with(id, |r, _| {
         for &n in list {
-            r.in_call.remove(&(n as usize));
+            if r.in_call.get(&(n as usize)).is_some_and(|e| e.3 == serial) {
+                r.in_call.remove(&(n as usize));
+            }
         }
     });
 }
@@ -343,19 +353,13 @@ pub(crate) fn judged_state(id: usize, list: &[*mut NET_BUFFER_LIST], send: bool)
     }
 }
 
-/// Whether PAUSE_WITH_OUTSTANDING leaves `nbl` out: it is inside a data-path call still in progress
-/// on another CPU (another thread, or another virtual CPU of an injected event) and carries no
-/// change of the filter.
-pub(crate) fn not_yet_seen(id: usize, nbl: usize, send: bool) -> bool {
-    let other = {
-        let s = stack();
-        s.adapters[id]
-            .race
-            .in_call
-            .get(&nbl)
-            .is_some_and(|&(_, t, cpu)| t != thread_id() || cpu != kernel::current_cpu())
-    };
-    other && !stack::changed_since_handout(id, nbl, send)
+/// Whether `nbl` is inside a data-path call in progress on another CPU (another thread, or another
+/// virtual CPU of an injected event); `r` is the adapter's record, read under the stack lock.
+/// PAUSE_WITH_OUTSTANDING leaves such an NBL out when it carries no change of the filter.
+pub(crate) fn in_call_elsewhere(r: &AdapterRace, nbl: usize) -> bool {
+    r.in_call
+        .get(&nbl)
+        .is_some_and(|&(_, t, cpu, _)| t != thread_id() || cpu != kernel::current_cpu())
 }
 
 // ---------------------------------------------------------------------------------------------

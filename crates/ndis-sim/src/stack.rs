@@ -536,7 +536,7 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
         )
     };
     // In a call from here on (before the filter holds them: race.rs, where the line is).
-    crate::race::mark_in_call(id, &list);
+    let call = crate::race::mark_in_call(id, &list);
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
@@ -555,7 +555,7 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
         }
         _ => miniport_accept(id, head, flags),
     }
-    crate::race::unmark_in_call(id, &list);
+    crate::race::unmark_in_call(id, &list, call);
     list.len()
 }
 
@@ -667,7 +667,7 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     let mut to_proto = Vec::new();
     let h = handler!(id, SendNetBufferListsCompleteHandler);
     let all: Vec<*mut NET_BUFFER_LIST> = nbls.iter().map(|&a| a as *mut NET_BUFFER_LIST).collect();
-    crate::race::mark_in_call(id, &all);
+    let call = crate::race::mark_in_call(id, &all);
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the miniport (send)");
@@ -709,7 +709,7 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     if !to_proto.is_empty() {
         protocol_complete(id, &to_proto);
     }
-    crate::race::unmark_in_call(id, &all);
+    crate::race::unmark_in_call(id, &all, call);
 }
 
 /// The protocol gets its sends back: restore check, counters, free.
@@ -770,7 +770,7 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
         } else {
             0
         };
-    crate::race::mark_in_call(id, &list);
+    let call = crate::race::mark_in_call(id, &list);
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
@@ -795,7 +795,7 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
         }
         _ => protocol_receive(id, head, list.len() as u32, flags),
     }
-    crate::race::unmark_in_call(id, &list);
+    crate::race::unmark_in_call(id, &list, call);
     if resources {
         // Ownership is back now: every NBL must be in the filter's hands, in the original order.
         let mut kept = false;
@@ -925,7 +925,7 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
         return;
     }
     let all: Vec<*mut NET_BUFFER_LIST> = nbls.iter().map(|&a| a as *mut NET_BUFFER_LIST).collect();
-    crate::race::mark_in_call(id, &all);
+    let call = crate::race::mark_in_call(id, &all);
     let mut list = Vec::new();
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
@@ -967,7 +967,7 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
             }
         }
     }
-    crate::race::unmark_in_call(id, &all);
+    crate::race::unmark_in_call(id, &all, call);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1089,23 +1089,50 @@ pub(crate) fn outstanding(id: usize) -> Vec<(usize, String)> {
 /// Unchanged pass-through NBLs below/above are NDIS's concern, not the filter's.
 pub fn pause_outstanding(id: usize) -> Vec<(usize, String)> {
     let mut v = Vec::new();
-    for (addr, r) in nbl::all_nbls() {
+    for (addr, _) in nbl::all_nbls() {
+        // Judged with the in-call records and the queues frozen (stack lock, then the NBL
+        // registry): other CPUs move NBLs on meanwhile, and a call marks its NBLs before the filter
+        // holds them. An NBL is read only when nobody else can be changing or freeing it: in a call
+        // on this CPU, or queued at the miniport / held by the protocol. One inside a call in
+        // progress on another CPU is left to be judged when that call hands it on (race.rs).
+        let s = stack();
+        let Some(a) = s.adapters.get(id) else { break };
+        let Some(r) = nbl::nbl_record(addr as *const NET_BUFFER_LIST) else {
+            continue;
+        };
+        let elsewhere = crate::race::in_call_elsewhere(&a.race, addr);
+        let readable = !elsewhere
+            && (a.race.in_call.contains_key(&addr)
+                || a.mp_pending.contains(&addr)
+                || a.proto_held.contains(&addr));
+        let changed = |send: bool| {
+            let snap = if send {
+                a.sent.get(&addr)
+            } else {
+                a.mp_out.get(&addr)
+            };
+            // SAFETY: a registered simulator NBL its owner has not freed, that no other CPU is
+            // changing (`readable`, under the stack lock that every hand-off and free takes).
+            readable
+                && snap.is_some_and(|snap| unsafe {
+                    nbl::carries_changes(addr as *const NET_BUFFER_LIST, snap)
+                })
+        };
         let mine = match r.creator {
             Creator::Driver => r.adapter == id && r.holder != Holder::Filter,
-            // An NBL inside a call still in progress on another CPU, unchanged, is not yet the
-            // filter's to account for (race.rs: where the line is).
             Creator::Protocol(a) if a == id => match r.holder {
-                Holder::Filter => !crate::race::not_yet_seen(id, addr, true),
-                Holder::Miniport => changed_since_handout(id, addr, true),
+                Holder::Filter => !elsewhere,
+                Holder::Miniport => changed(true),
                 _ => false,
             },
             Creator::Miniport(a) if a == id => match r.holder {
-                Holder::Filter => !r.resources && !crate::race::not_yet_seen(id, addr, false),
-                Holder::Protocol => !r.resources && changed_since_handout(id, addr, false),
+                Holder::Filter => !r.resources && !elsewhere,
+                Holder::Protocol => !r.resources && changed(false),
                 _ => false,
             },
             _ => false,
         };
+        drop(s);
         if mine {
             v.push((
                 addr,
@@ -1229,7 +1256,23 @@ pub(crate) fn check_held_timeouts(now_ms: u64) {
         .map(|a| a.cfg.timeout_ticks as u64 * 10)
         .collect();
     let mut late = Vec::new();
-    for (addr, r) in nbl::all_nbls() {
+    for (addr, _) in nbl::all_nbls() {
+        // The record as it is now, with the in-call records frozen (other CPUs move NBLs on).
+        let (r, in_call) = {
+            let s = stack();
+            let r = nbl::nbl_record(addr as *const NET_BUFFER_LIST);
+            let in_call = r.as_ref().is_some_and(|r| {
+                let id = match r.creator {
+                    Creator::Protocol(a) | Creator::Miniport(a) => a,
+                    Creator::Driver => r.adapter,
+                };
+                s.adapters
+                    .get(id)
+                    .is_some_and(|a| a.race.in_call.contains_key(&addr))
+            });
+            (r, in_call)
+        };
+        let Some(r) = r else { continue };
         if r.holder != Holder::Filter || r.timed_out {
             continue;
         }
@@ -1238,6 +1281,12 @@ pub(crate) fn check_held_timeouts(now_ms: u64) {
             Creator::Miniport(a) if !r.resources => (a, rules::TIMEOUT_RECEIVE),
             _ => continue,
         };
+        // Concurrent mode: an NBL inside a call still in progress on another thread is being
+        // handled, not kept; the host may simply not have scheduled that thread while others
+        // advanced the clock (a callback that never returns is not this rule's to judge).
+        if crate::race::concurrent() && in_call {
+            continue;
+        }
         if let Some(&limit) = limits.get(id) {
             if now_ms.saturating_sub(r.since_ms) > limit {
                 late.push((addr, rule, now_ms - r.since_ms));
