@@ -142,8 +142,9 @@ pub fn at_irql<R>(irql: KIRQL, f: impl FnOnce() -> R) -> R {
 /// `irql` (taking `cpu`'s dispatch ownership when `irql` >= DISPATCH_LEVEL) and put back afterwards,
 /// without lowering the caller's own IRQL or giving up its CPU. The deterministic interleaving
 /// ([`crate::race`]) uses it to run an event of another CPU at a preemption point inside a driver
-/// call. `cpu` must differ from the caller's CPU.
-pub(crate) fn on_other_cpu<R>(cpu: usize, irql: KIRQL, f: impl FnOnce() -> R) -> R {
+/// call; a test filter can use it to act "from another CPU" at a chosen point. `cpu` must differ
+/// from the caller's CPU.
+pub fn on_other_cpu<R>(cpu: usize, irql: KIRQL, f: impl FnOnce() -> R) -> R {
     let (old_cpu, old_irql) = (current_cpu(), current_irql());
     assert_ne!(cpu, old_cpu, "on_other_cpu needs another CPU");
     CPU.with(|c| c.set(cpu));

@@ -200,3 +200,100 @@ fn the_correct_filter_passes_the_seeded_schedule() {
         assert!(found.is_empty(), "seed {seed}: {found:?}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Where the line is (src/race.rs): a send NDIS issued before the pause completed and passed on
+// unchanged after it raced the transition legitimately; changed, or issued after, it did not.
+
+/// A module whose FilterPause pends, with the protocol sending one NBL while it is Pausing (the
+/// pause-hold flow), in serialised or concurrent mode.
+fn pausing_send(
+    lifecycle: Lifecycle,
+    send_mode: u32,
+) -> (SimGuard, ndis_sim::Adapter, ndis_sim::Driver) {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        lifecycle,
+        ..SimConfig::default()
+    });
+    racy_lwf::RACY.store(false, Ordering::SeqCst);
+    racy_lwf::SEND_MODE.store(send_mode, Ordering::SeqCst);
+    let drv = sim.load_driver(racy_lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig {
+        pause_hold: Some(ndis_sim::PauseHold {
+            sends_while_pausing: Some(NblShape::default()),
+            ..ndis_sim::PauseHold::default()
+        }),
+        ..AdapterConfig::default()
+    });
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    (sim, nic, drv)
+}
+
+fn end(sim: SimGuard, nic: ndis_sim::Adapter, drv: ndis_sim::Driver) {
+    nic.drain();
+    nic.detach();
+    sim.unload(drv);
+    racy_lwf::SEND_MODE.store(racy_lwf::SEND_NORMAL, Ordering::SeqCst);
+    sim.finish();
+}
+
+#[test]
+fn a_send_issued_before_the_pause_completed_and_passed_on_unchanged_raced_legitimately() {
+    for lifecycle in [Lifecycle::Serialised, Lifecycle::Concurrent] {
+        let (sim, nic, drv) = pausing_send(lifecycle, racy_lwf::SEND_RACE_UNCHANGED);
+        nic.pause().unwrap();
+        let r = nic.pause_record();
+        assert_eq!((r.sent_while_pausing, r.completes), (1, 1), "{r:?}");
+        assert_eq!(r.complete_cpu, Some(1), "completed from the other CPU");
+        assert_eq!(
+            nic.counters().wire_nbls,
+            1,
+            "forwarded after the pause completed"
+        );
+        assert!(
+            sim.findings().is_empty(),
+            "{lifecycle:?}: {:?}",
+            sim.findings()
+        );
+        end(sim, nic, drv);
+    }
+}
+
+#[test]
+fn a_send_issued_before_the_pause_completed_but_changed_after_it_is_state_forbids_send() {
+    let (sim, nic, drv) = pausing_send(Lifecycle::Concurrent, racy_lwf::SEND_RACE_CHANGED);
+    sim.expect_finding(rules::STATE_FORBIDS_SEND);
+    nic.pause().unwrap();
+    assert_eq!(
+        sim.finding_count(rules::STATE_FORBIDS_SEND),
+        1,
+        "{:?}",
+        sim.findings()
+    );
+    end(sim, nic, drv);
+}
+
+#[test]
+fn a_send_issued_after_the_pause_completed_is_state_forbids_send() {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        lifecycle: Lifecycle::Concurrent,
+        ..SimConfig::default()
+    });
+    racy_lwf::RACY.store(false, Ordering::SeqCst);
+    racy_lwf::SEND_MODE.store(racy_lwf::SEND_ALWAYS_FORWARD, Ordering::SeqCst);
+    let drv = sim.load_driver(racy_lwf::DriverEntry);
+    let nic = sim.add_adapter(AdapterConfig::default());
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    nic.pause().unwrap();
+    assert!(sim.findings().is_empty(), "{:?}", sim.findings());
+    // NDIS hands the Paused module a send (the harness's explicit call): forwarding it, even
+    // unchanged, is on the wrong side of the line.
+    sim.expect_finding(rules::STATE_FORBIDS_SEND);
+    nic.send(&NblShape::default());
+    assert_eq!(sim.finding_count(rules::STATE_FORBIDS_SEND), 1);
+    end(sim, nic, drv);
+}

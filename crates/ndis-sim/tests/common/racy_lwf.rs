@@ -13,6 +13,18 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering::S
 
 /// Count after the indication (the bug) instead of before.
 pub static RACY: AtomicBool = AtomicBool::new(false);
+/// What FilterSendNetBufferLists does (the pause-line tests of `tests/race.rs`).
+pub static SEND_MODE: AtomicU32 = AtomicU32::new(SEND_NORMAL);
+/// Forward while Running, complete with NDIS_STATUS_PAUSED otherwise.
+pub const SEND_NORMAL: u32 = 0;
+/// Forward unchanged in any state (wrong once the pause is complete).
+pub const SEND_ALWAYS_FORWARD: u32 = 1;
+/// FilterPause always pends; a send that arrives while Pausing first lets "another CPU" complete
+/// the pause (NdisFPauseComplete on virtual CPU 1, as a completion there would), then forwards the
+/// send unchanged: the send raced the transition.
+pub const SEND_RACE_UNCHANGED: u32 = 2;
+/// As SEND_RACE_UNCHANGED, but the send is retreated (changed) before it is forwarded.
+pub const SEND_RACE_CHANGED: u32 = 3;
 pub static HANDLE: AtomicPtr<core::ffi::c_void> = AtomicPtr::new(core::ptr::null_mut());
 
 const TAG: u32 = u32::from_le_bytes(*b"RcyT");
@@ -137,6 +149,10 @@ unsafe extern "system" fn pause(
     let m = unsafe { module(ctx) };
     m.state.store(PAUSING, SeqCst);
     m.pause_pending.store(true, SeqCst);
+    let mode = SEND_MODE.load(SeqCst);
+    if mode == SEND_RACE_UNCHANGED || mode == SEND_RACE_CHANGED {
+        return NDIS_STATUS_PENDING;
+    }
     if m.outstanding.load(SeqCst) <= 0 && m.pause_pending.swap(false, SeqCst) {
         m.state.store(PAUSED, SeqCst);
         return NDIS_STATUS_SUCCESS;
@@ -161,7 +177,30 @@ unsafe extern "system" fn send(
 ) {
     // SAFETY: our module.
     let m = unsafe { module(ctx) };
-    if m.state.load(SeqCst) != RUNNING {
+    let mode = SEND_MODE.load(SeqCst);
+    if (mode == SEND_RACE_UNCHANGED || mode == SEND_RACE_CHANGED)
+        && m.state.load(SeqCst) == PAUSING
+        && m.pause_pending.swap(false, SeqCst)
+    {
+        m.state.store(PAUSED, SeqCst);
+        let h = m.handle;
+        // SAFETY: our pended pause, completed once, "from another CPU" at DISPATCH_LEVEL.
+        ndis_sim::kernel::on_other_cpu(1, DISPATCH_LEVEL, || unsafe { NdisFPauseComplete(h) });
+        if mode == SEND_RACE_CHANGED {
+            let mut p = nbls;
+            while !p.is_null() {
+                // SAFETY: NBLs we own for the callback.
+                unsafe {
+                    assert!(retreat_all(p));
+                    p = (*p).Next;
+                }
+            }
+        }
+        // SAFETY: forwarding what we were given (deliberately, after the pause completed).
+        unsafe { NdisFSendNetBufferLists(m.handle, nbls, port, flags) };
+        return;
+    }
+    if m.state.load(SeqCst) != RUNNING && mode != SEND_ALWAYS_FORWARD {
         let mut p = nbls;
         while !p.is_null() {
             // SAFETY: NBLs NDIS handed us.
@@ -186,6 +225,16 @@ unsafe extern "system" fn send(
 }
 
 unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_LIST, flags: u32) {
+    if SEND_MODE.load(SeqCst) == SEND_RACE_CHANGED {
+        let mut p = nbls;
+        while !p.is_null() {
+            // SAFETY: completed sends are ours again; undo the retreat before passing them up.
+            unsafe {
+                advance_all(p);
+                p = (*p).Next;
+            }
+        }
+    }
     // SAFETY: our module; passing completions up.
     unsafe { NdisFSendNetBufferListsComplete(module(ctx).handle, nbls, flags) };
 }
