@@ -1018,7 +1018,8 @@ fn pause_finish(
 }
 
 /// Concurrent mode: NDIS pauses the miniport after the filters: no new indications, and it waits
-/// until every data-path call in progress returned and every NBL indicated or sent is back.
+/// until every data-path call in progress returned, every NBL it indicated is back and its queued
+/// sends are completed.
 fn miniport_quiesce(id: usize) {
     stack().adapters[id].race.mp_open = false;
     if !crate::race::concurrent() {
@@ -1031,11 +1032,10 @@ fn miniport_quiesce(id: usize) {
         || {
             let s = stack();
             let a = &s.adapters[id];
-            a.race.calls == 0
-                && a.mp_out.is_empty()
-                && a.proto_held.is_empty()
-                && a.mp_pending.is_empty()
-                && a.sent.is_empty()
+            // What the miniport waits for: its indications back (held above or not) and its
+            // queued sends completed. A send from above the filter keeps is the filter's to answer
+            // for (PAUSE_WITH_OUTSTANDING, TIMEOUT_SEND), not the miniport's.
+            a.race.calls == 0 && a.mp_out.is_empty() && a.mp_pending.is_empty()
         },
     );
     if !ok {

@@ -37,8 +37,10 @@
 //! and configuration handles at detach and unload.
 //!
 //! ## Pausing with work outstanding
-//! By default a pause drains the protocol above first (as NDIS pauses overlying drivers first), so
-//! nothing is in flight when FilterPause runs. [`AdapterConfig::pause_hold`] = `Some(`[`PauseHold`]`)`
+//! By default a pause stops the protocol above first and waits for its sends to complete (as NDIS
+//! pauses overlying drivers first); receives the protocol holds, indications and send completions of
+//! the miniport below go on while the module is Pausing ([`race`]; in [`Lifecycle::Serialised`]
+//! mode the held receives are returned first too, so nothing is in flight when FilterPause runs). [`AdapterConfig::pause_hold`] = `Some(`[`PauseHold`]`)`
 //! issues FilterPause while the miniport still holds sends and/or the protocol still holds
 //! receives; optionally the protocol sends while the module is Pausing; the held NBLs are then
 //! given back one at a time on the simulated clock, on a chosen virtual CPU. A pause that completes
@@ -50,6 +52,14 @@
 //! [`SimConfig::cpus`] virtual CPUs; each host thread is bound to one ([`kernel::bind_thread_to_cpu`]),
 //! raising to DISPATCH_LEVEL takes that CPU exclusively. With [`SimConfig::deterministic`] the
 //! traffic runner uses one thread and a seeded schedule over the CPUs (the Miri mode).
+//!
+//! ## Lifecycle racing traffic
+//! [`SimConfig::lifecycle`] = [`Lifecycle::Concurrent`] (the default): pause, restart, detach, attach,
+//! OIDs, status indications and timer DPCs run concurrently with traffic on the other virtual CPUs
+//! as on a real machine, and each rule judges calls that raced a transition at a documented line
+//! ([`race`]). [`Lifecycle::Serialised`] keeps the original single gate. With `deterministic` and
+//! [`SimConfig::interleave_one_in`], other CPUs' events (and a pause's FilterPause call) land at
+//! seeded preemption points inside driver calls; the same seed replays the same run.
 //!
 //! Dependencies point one way: ndis-sim → ndis-sys. It never names the driver.
 
@@ -101,8 +111,9 @@ pub struct SimConfig {
     pub ndis_version: u32,
     /// Echo the log and findings to stderr as they happen.
     pub echo: bool,
-    /// Whether lifecycle calls, OIDs, status/PnP and clock advances are serialised against traffic
-    /// (the original simulator) or race it as on a real machine ([`race`]).
+    /// Whether lifecycle calls, OIDs, status/PnP and clock advances race traffic as on a real
+    /// machine (the default, [`Lifecycle::Concurrent`]) or are serialised against it (the original
+    /// simulator, [`Lifecycle::Serialised`]); see [`race`].
     pub lifecycle: Lifecycle,
     /// Deterministic mode with [`Lifecycle::Concurrent`] only: at each preemption point one in this
     /// many draws of the seeded schedule runs another CPU's event there (0 = never; see [`race`]).
@@ -118,7 +129,7 @@ impl Default for SimConfig {
             seed: 0x5EED,
             ndis_version: NDIS_RUNTIME_VERSION_689,
             echo: std::env::var_os("NDIS_SIM_ECHO").is_some(),
-            lifecycle: Lifecycle::Serialised,
+            lifecycle: Lifecycle::default(),
             interleave_one_in: 0,
         }
     }

@@ -1,6 +1,6 @@
 //! Lifecycle, OIDs, status indications and timer DPCs racing the data path, as on a real machine.
 //!
-//! **Two modes** ([`Lifecycle`], chosen by [`crate::SimConfig::lifecycle`]):
+//! **Two modes** ([`Lifecycle`], chosen by [`crate::SimConfig::lifecycle`]; Concurrent by default):
 //! - [`Lifecycle::Serialised`] (the original simulator): one reader/writer gate; every traffic operation
 //!   holds it shared, every lifecycle step, OID, PnP event and clock advance of the harness holds it
 //!   exclusively, so none of them ever overlaps a send, completion, indication or return.
@@ -73,10 +73,11 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// How lifecycle calls, OIDs, PnP/status and clock advances relate to traffic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Lifecycle {
-    /// One gate: none of them ever overlaps a traffic operation (the original simulator).
-    #[default]
+    /// One gate: none of them ever overlaps a traffic operation (the original simulator; kept to
+    /// show what it could not reach, `tests/race.rs`).
     Serialised,
     /// No gate: they run concurrently with traffic, as on a real machine (see the module docs).
+    #[default]
     Concurrent,
 }
 
