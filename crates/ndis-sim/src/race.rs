@@ -52,11 +52,13 @@
 //! driver calls at preemption points — the filter's hand-off calls (NdisFSendNetBufferLists,
 //! NdisFIndicateReceiveNetBufferLists, NdisFSendNetBufferListsComplete, NdisFReturnNetBufferLists;
 //! a driver should hold no spin lock of its own across them, as the ndislwf sample releases its lock
-//! before each) and NdisReadConfiguration (called at PASSIVE_LEVEL, so no spin lock is held). There the event runs on another virtual CPU ([`crate::kernel::on_other_cpu`]) before the
-//! routine proceeds: a traffic step (indication, send completion, return), a status indication, a
-//! timer tick, or — at a data-path hand-off, once the protocol has drained — the FilterPause call of
-//! a pause [`crate::SimGuard::run_schedule`] has armed. The same seed makes the same calls in the
-//! same order, so a race found once replays exactly; `finish` prints the seed with any finding.
+//! before each) and NdisReadConfiguration (called at PASSIVE_LEVEL, so no spin lock is held). There
+//! the event runs on another virtual CPU ([`crate::kernel::on_other_cpu`]) before the routine
+//! proceeds: a traffic step (indication, send completion, return), a status indication, a timer
+//! tick, or — at a data-path hand-off, once the protocol has drained — the FilterPause call of a
+//! pause that `Adapter::pause` armed instead of making it itself (if no preemption point takes it
+//! within a few events, it is made at top level). The same seed makes the same calls in the same
+//! order, so a race found once replays exactly; `finish` prints the seed with any finding.
 //!
 //! Owns: the mode, the per-adapter gates and in-call records, the schedule. Must not call the driver
 //! except through the stack/filter flows it drives.
