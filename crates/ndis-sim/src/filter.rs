@@ -320,7 +320,7 @@ crate::sim_exports! {
         let st = crate::race::judged_state(id, &list, true);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
         if !(st == ModuleState::Running || (st == ModuleState::Pausing && !originated)) {
-            verifier::report(rules::STATE_FORBIDS_SEND, nbls as usize, format!("NdisFSendNetBufferLists in state {st:?} (originated: {originated})"));
+            verifier::report(rules::STATE_FORBIDS_SEND, nbls as usize, format!("NdisFSendNetBufferLists in state {st:?} (originated: {originated}; {})", crate::race::line_detail(id, &list, true)));
         }
         for &n in &list {
             nbl::with_nbl(n, |r| {
@@ -402,7 +402,7 @@ crate::sim_exports! {
             _ => false,
         };
         if !allowed {
-            verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated})"));
+            verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated}; {})", crate::race::line_detail(id, &list, false)));
         }
         for &n in &list {
             // SAFETY: registered NBL the filter held; sealed now that the protocol owns it.

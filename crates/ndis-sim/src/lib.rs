@@ -544,9 +544,13 @@ impl SimGuard {
             .collect();
         if !unexpected.is_empty() || !missing.is_empty() {
             let mut msg = format!(
-                "ndis-sim verifier failed the test (seed {:#x}, deterministic {}, lifecycle {:?}, interleave 1/{}: the same seed replays a deterministic run):\n",
+                "ndis-sim verifier failed the test (seed {:#x}, {}, lifecycle {:?}, interleave 1/{}):\n",
                 self.config.seed,
-                self.config.deterministic,
+                if self.config.deterministic {
+                    "deterministic: the same seed replays this run"
+                } else {
+                    "threaded: the seed fixes the traffic, not the thread timing"
+                },
                 self.config.lifecycle,
                 self.config.interleave_one_in
             );

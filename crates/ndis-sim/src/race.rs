@@ -356,6 +356,34 @@ pub(crate) fn judged_state(id: usize, list: &[*mut NET_BUFFER_LIST], send: bool)
     }
 }
 
+/// Where each NBL of a hand-on stands against the line (for a finding's detail): the pause epoch
+/// it was issued in (or that it is in no NDIS call), the current epoch, and whether it carries the
+/// filter's changes.
+pub(crate) fn line_detail(id: usize, list: &[*mut NET_BUFFER_LIST], send: bool) -> String {
+    let (epoch, issued): (u64, Vec<Option<u64>>) = {
+        let s = stack();
+        let a = &s.adapters[id];
+        (
+            a.race.epoch,
+            list.iter()
+                .map(|&n| a.race.in_call.get(&(n as usize)).map(|e| e.0))
+                .collect(),
+        )
+    };
+    let each: Vec<String> = list
+        .iter()
+        .zip(issued)
+        .map(|(&n, e)| {
+            let changed = stack::changed_since_handout(id, n as usize, send);
+            match e {
+                Some(e) => format!("issued in pause epoch {e}, changed {changed}"),
+                None => format!("in no NDIS call, changed {changed}"),
+            }
+        })
+        .collect();
+    format!("pause epoch now {epoch}; {}", each.join("; "))
+}
+
 /// Whether `nbl` is inside a data-path call in progress on another CPU (another thread, or another
 /// virtual CPU of an injected event); `r` is the adapter's record, read under the stack lock.
 /// PAUSE_WITH_OUTSTANDING leaves such an NBL out when it carries no change of the filter.
