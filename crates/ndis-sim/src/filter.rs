@@ -292,14 +292,14 @@ crate::sim_exports! {
         let cpu = kernel::current_cpu();
         let mut s = stack();
         let a = &mut s.adapters[id];
-        a.pause_done = true;
         let r = &mut a.pause_record;
         r.completes += 1;
         r.released_at_complete.get_or_insert(r.released);
         r.complete_cpu = Some(cpu);
-        drop(s);
-        // The module is Paused from this instant (the line of race.rs).
-        crate::race::pause_completed(id);
+        // The module is Paused from this instant (the line of race.rs), in the same critical section
+        // that tells the waiting pause flow, so no CPU can see Paused without the epoch advanced.
+        a.pause_done = true;
+        crate::race::pause_completed_locked(a);
     }
 
     /// `NdisGetVersion`: the simulated NDIS version ((major << 16) | minor).
@@ -1010,7 +1010,10 @@ fn pause_finish(
     let mut s = stack();
     let a = &mut s.adapters[id];
     a.pause_pending = false;
-    a.state = ModuleState::Paused;
+    if a.state != ModuleState::Paused {
+        // Timed out or failed: Paused from here on all the same.
+        crate::race::pause_completed_locked(a);
+    }
     drop(s);
     miniport_quiesce(id);
     verifier::log(format!("[ndis] adapter {id}: paused"));

@@ -320,8 +320,11 @@ pub(crate) fn unmark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST], serial: u
 /// The pause of adapter `id` completed now (NdisFPauseComplete, or FilterPause returned SUCCESS):
 /// the module is Paused from this instant.
 pub(crate) fn pause_completed(id: usize) {
-    let mut s = stack();
-    let a = &mut s.adapters[id];
+    pause_completed_locked(&mut stack().adapters[id]);
+}
+
+/// [`pause_completed`] for an adapter record the caller holds under the stack lock.
+pub(crate) fn pause_completed_locked(a: &mut stack::AdapterRec) {
     a.state = ModuleState::Paused;
     a.race.epoch += 1;
 }
