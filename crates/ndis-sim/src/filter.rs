@@ -297,11 +297,14 @@ crate::sim_exports! {
         let cpu = kernel::current_cpu();
         let mut s = stack();
         let a = &mut s.adapters[id];
-        a.pause_done = true;
         let r = &mut a.pause_record;
         r.completes += 1;
         r.released_at_complete.get_or_insert(r.released);
         r.complete_cpu = Some(cpu);
+        // The module is Paused from this instant (the line of race.rs), in the same critical section
+        // that tells the waiting pause flow, so no CPU can see Paused without the epoch advanced.
+        a.pause_done = true;
+        crate::race::pause_completed_locked(a);
     }
 
     /// `NdisGetVersion`: the simulated NDIS version ((major << 16) | minor).
@@ -315,11 +318,14 @@ crate::sim_exports! {
         check_irql("NdisFSendNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFSendNetBufferLists", flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFSendNetBufferLists", handle) else { return };
+        crate::race::preemption_point("NdisFSendNetBufferLists", true);
         let list = take_from_filter("NdisFSendNetBufferLists", nbls);
-        let st = state_of(id);
+        // Sends NDIS issued before the pause completed and passed on unchanged are judged as Pausing
+        // (race.rs: where the line is); anything else in the real state.
+        let st = crate::race::judged_state(id, &list, true);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
         if !(st == ModuleState::Running || (st == ModuleState::Pausing && !originated)) {
-            verifier::report(rules::STATE_FORBIDS_SEND, nbls as usize, format!("NdisFSendNetBufferLists in state {st:?} (originated: {originated})"));
+            verifier::report(rules::STATE_FORBIDS_SEND, nbls as usize, format!("NdisFSendNetBufferLists in state {st:?} (originated: {originated}; {})", crate::race::line_detail(id, &list, true)));
         }
         for &n in &list {
             nbl::with_nbl(n, |r| {
@@ -341,6 +347,7 @@ crate::sim_exports! {
         check_irql("NdisFSendNetBufferListsComplete", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFSendNetBufferListsComplete", flags & NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFSendNetBufferListsComplete", handle) else { return };
+        crate::race::preemption_point("NdisFSendNetBufferListsComplete", true);
         let list = nbl::known_chain(nbls, |n| {
             let rule = if nbl::recently_freed(n) { rules::DOUBLE_COMPLETE } else { rules::UNKNOWN_NBL };
             verifier::report(rule, n as usize, "NdisFSendNetBufferListsComplete: NBL not outstanding (completed twice, or not from NDIS)")
@@ -389,17 +396,26 @@ crate::sim_exports! {
         check_irql("NdisFIndicateReceiveNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFIndicateReceiveNetBufferLists", flags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFIndicateReceiveNetBufferLists", handle) else { return };
+        crate::race::preemption_point("NdisFIndicateReceiveNetBufferLists", true);
         let list = take_from_filter("NdisFIndicateReceiveNetBufferLists", nbls);
-        let st = state_of(id);
+        // As for sends: receives NDIS issued before the pause completed, passed on unchanged, are
+        // judged as Pausing (race.rs: where the line is).
+        let st = crate::race::judged_state(id, &list, false);
         let originated = list.iter().any(|&n| nbl::nbl_record(n).is_some_and(|r| r.creator == Creator::Driver));
+        let issued_before_pause = crate::race::issued_before_pause_began(id, &list);
         match st {
             ModuleState::Running | ModuleState::Restarting => {}
             // [PAUSING]: a Pausing (or Paused) module returns new receives from below at once
-            // (NdisFReturnNetBufferLists, or just returning for NDIS_RECEIVE_FLAGS_RESOURCES).
-            ModuleState::Pausing | ModuleState::Paused if !originated => {
-                verifier::report(rules::RECEIVE_PASSED_WHILE_PAUSING, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists passes receives from below up in state {st:?}; they must be returned (or, with RESOURCES, dropped)"));
+            // (NdisFReturnNetBufferLists, or just returning for NDIS_RECEIVE_FLAGS_RESOURCES). A
+            // receive NDIS issued before FilterPause was called is not new: the filter entered its
+            // callback while Running and may pass it on while Pausing (race.rs: where the line is);
+            // judged Paused, it carries the filter's changes after the pause completed, which is
+            // STATE_FORBIDS_RECEIVE as for any NBL past the line.
+            ModuleState::Pausing if !originated && issued_before_pause => {}
+            ModuleState::Pausing | ModuleState::Paused if !originated && !issued_before_pause => {
+                verifier::report(rules::RECEIVE_PASSED_WHILE_PAUSING, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists passes receives from below up in state {st:?}; they must be returned (or, with RESOURCES, dropped) ({})", crate::race::line_detail(id, &list, false)));
             }
-            _ => verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated})")),
+            _ => verifier::report(rules::STATE_FORBIDS_RECEIVE, nbls as usize, format!("NdisFIndicateReceiveNetBufferLists in state {st:?} (originated: {originated}; {})", crate::race::line_detail(id, &list, false))),
         }
         for &n in &list {
             // SAFETY: registered NBL the filter held; sealed now that the protocol owns it.
@@ -428,6 +444,7 @@ crate::sim_exports! {
         check_irql("NdisFReturnNetBufferLists", DISPATCH_LEVEL, nbls as usize);
         check_dispatch_flag("NdisFReturnNetBufferLists", flags & NDIS_RETURN_FLAGS_DISPATCH_LEVEL != 0, nbls as usize);
         let Some(id) = module_or_report("NdisFReturnNetBufferLists", handle) else { return };
+        crate::race::preemption_point("NdisFReturnNetBufferLists", true);
         let list = nbl::known_chain(nbls, |n| {
             let rule = if nbl::recently_freed(n) { rules::DOUBLE_RETURN } else { rules::UNKNOWN_NBL };
             verifier::report(rule, n as usize, "NdisFReturnNetBufferLists: NBL not outstanding (returned twice, or not from NDIS)")
@@ -817,6 +834,9 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         a.state = ModuleState::Restarting;
         a.restart_pending = false;
         a.restart_status = None;
+        // NDIS restarts the stack bottom-up: the miniport runs (and indicates) while the module is
+        // Restarting (concurrent mode).
+        a.race.mp_open = true;
     }
     if let Some(o) = opts {
         // SAFETY: the registered FilterSetModuleOptions.
@@ -825,6 +845,7 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         });
         if st != NDIS_STATUS_SUCCESS {
             stack().adapters[id].state = ModuleState::Paused;
+            miniport_quiesce(id);
             return Err(LifecycleError::Failed(st));
         }
     }
@@ -850,6 +871,7 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         });
         if !ok {
             stack().adapters[id].state = ModuleState::Paused;
+            miniport_quiesce(id);
             return Err(LifecycleError::Timeout);
         }
         st = stack().adapters[id].restart_status.expect("checked");
@@ -861,11 +883,18 @@ pub(crate) fn restart_flow(id: usize) -> Result<(), LifecycleError> {
         let top = attrs.backfill(handle);
         stack().adapters[id].top_backfill = Some(top);
         verifier::log(format!("[ndis] adapter {id}: restart attributes up: DataBackFillSize {}, ContextBackFillSize {}", top.0, top.1));
-        stack().adapters[id].state = ModuleState::Running;
+        {
+            let mut s = stack();
+            let a = &mut s.adapters[id];
+            a.state = ModuleState::Running;
+            // Then the protocol above restarts and may send.
+            a.race.proto_open = true;
+        }
         verifier::log(format!("[ndis] adapter {id}: running"));
         Ok(())
     } else {
         stack().adapters[id].state = ModuleState::Paused;
+        miniport_quiesce(id);
         Err(LifecycleError::Failed(st))
     }
 }
@@ -942,7 +971,11 @@ impl Drop for RestartAttrs {
 }
 
 /// Pauses the protocol above (its sends completed, its held receives returned), then FilterPause.
-/// Running → Pausing → Paused.
+/// Running → Pausing → Paused. In concurrent mode ([`crate::race`]) the protocol stops sending and
+/// its sends complete, FilterPause runs while the miniport still indicates and completes, and once
+/// the pause completed the miniport is paused too (no new indications; every one in progress and
+/// every indicated NBL back). With the deterministic interleaving, the FilterPause call itself lands
+/// at a preemption point the schedule picks.
 pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     assert_eq!(
         state_of(id),
@@ -951,9 +984,18 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     );
     let hold = stack().adapters[id].cfg.pause_hold.clone();
     stack().adapters[id].pause_record = stack::PauseRecord::default();
+    if stack().driver.is_none() {
+        return Err(LifecycleError::NoDriver);
+    }
     match &hold {
-        // NDIS pauses overlying drivers first: the protocol drains before the filter is paused.
+        // NDIS pauses overlying drivers first: the protocol stops sending and its sends complete
+        // before the filter is paused (serialised mode: its held receives are returned too, so
+        // nothing is in flight when FilterPause runs).
         None => {
+            let concurrent = crate::race::concurrent();
+            if concurrent {
+                stack().adapters[id].race.proto_open = false;
+            }
             stack::wait_until(
                 id,
                 rules::TIMEOUT_SEND,
@@ -961,12 +1003,17 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
                 || {
                     let s = stack();
                     let a = &s.adapters[id];
-                    a.sent.is_empty() && a.proto_held.is_empty()
+                    if concurrent {
+                        a.race.sending == 0 && a.sent.is_empty()
+                    } else {
+                        a.sent.is_empty() && a.proto_held.is_empty()
+                    }
                 },
             );
         }
         // Only the kinds not held are drained; the rest stay out across FilterPause.
         Some(h) => {
+            stack().adapters[id].race.proto_open = false;
             if !h.sends {
                 kernel::at_irql(DISPATCH_LEVEL, || {
                     while stack::pump_sends_at_current_irql(id, usize::MAX, None) != 0 {}
@@ -983,11 +1030,19 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
             a.pause_record.held_receives = a.proto_held.len();
         }
     }
+    let st = match crate::race::scheduled_pause(id) {
+        Some(st) => st,
+        None => pause_call(id),
+    };
+    pause_finish(id, st, hold.as_ref())
+}
+
+/// FilterPause itself (PASSIVE_LEVEL): Running → Pausing; when it returns NDIS_STATUS_SUCCESS the
+/// pause is complete at that instant (judged, then Paused). Returns FilterPause's status.
+pub(crate) fn pause_call(id: usize) -> NDIS_STATUS {
     let (f, abi, ctx) = {
         let s = stack();
-        let Some(d) = s.driver.as_ref() else {
-            return Err(LifecycleError::NoDriver);
-        };
+        let d = s.driver.as_ref().expect("a module implies a driver");
         (
             d.chars.PauseHandler.expect("validated"),
             d.abi,
@@ -998,7 +1053,8 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
         let mut s = stack();
         let a = &mut s.adapters[id];
         a.state = ModuleState::Pausing;
-        a.pause_pending = false;
+        a.race.begun += 1;
+        a.pause_pending = true;
         a.pause_done = false;
     }
     // SAFETY: all-zero is valid for this plain-data structure.
@@ -1009,28 +1065,39 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
         NDIS_SIZEOF_FILTER_PAUSE_PARAMETERS_REVISION_1,
     );
     p.PauseReason = NDIS_PAUSE_NDIS_INTERNAL;
-    stack().adapters[id].pause_pending = true;
     // SAFETY: the registered FilterPause; `p` lives across the call.
     let st = passive("FilterPause", || unsafe {
         f.invoke(abi, (ctx, &mut p as *mut _))
     });
     stack().adapters[id].pause_record.status = Some(st);
-    if let Some(h) = &hold {
+    if st == NDIS_STATUS_SUCCESS {
+        if !stack().adapters[id].pause_done {
+            check_pause_outstanding(id);
+            // The module is Paused from this instant (the line of race.rs).
+            crate::race::pause_completed(id);
+        } else {
+            verifier::report(
+                rules::STATE_FORBIDS_COMPLETE,
+                id,
+                "NdisFPauseComplete called and FilterPause also returned SUCCESS",
+            );
+        }
+    }
+    st
+}
+
+/// After FilterPause: the held NBLs given back ([`stack::PauseHold`]), the wait for a pended pause,
+/// then (concurrent mode) the miniport paused.
+fn pause_finish(
+    id: usize,
+    st: NDIS_STATUS,
+    hold: Option<&stack::PauseHold>,
+) -> Result<(), LifecycleError> {
+    if let Some(h) = hold {
         release_held_across_pause(id, h, st == NDIS_STATUS_PENDING);
     }
     let result = match st {
-        NDIS_STATUS_SUCCESS => {
-            if !stack().adapters[id].pause_done {
-                check_pause_outstanding(id);
-            } else {
-                verifier::report(
-                    rules::STATE_FORBIDS_COMPLETE,
-                    id,
-                    "NdisFPauseComplete called and FilterPause also returned SUCCESS",
-                );
-            }
-            Ok(())
-        }
+        NDIS_STATUS_SUCCESS => Ok(()),
         NDIS_STATUS_PENDING => {
             if stack::wait_until(id, rules::TIMEOUT_PAUSE, "pended pause", || {
                 stack().adapters[id].pause_done
@@ -1052,10 +1119,49 @@ pub(crate) fn pause_flow(id: usize) -> Result<(), LifecycleError> {
     let mut s = stack();
     let a = &mut s.adapters[id];
     a.pause_pending = false;
-    a.state = ModuleState::Paused;
+    if a.state != ModuleState::Paused {
+        // Timed out or failed: Paused from here on all the same.
+        crate::race::pause_completed_locked(a);
+    }
     drop(s);
+    miniport_quiesce(id);
     verifier::log(format!("[ndis] adapter {id}: paused"));
     result
+}
+
+/// Concurrent mode: NDIS pauses the miniport after the filters: no new indications, and it waits
+/// until every data-path call in progress returned, every NBL it indicated is back and its queued
+/// sends are completed.
+fn miniport_quiesce(id: usize) {
+    stack().adapters[id].race.mp_open = false;
+    if !crate::race::concurrent() {
+        return;
+    }
+    let ok = stack::wait_until(
+        id,
+        rules::TIMEOUT_RECEIVE,
+        "miniport pause (receives back)",
+        || {
+            let s = stack();
+            let a = &s.adapters[id];
+            // What the miniport waits for: its indications back (held above or not) and its
+            // queued sends completed. A send from above the filter keeps is the filter's to answer
+            // for (PAUSE_WITH_OUTSTANDING, TIMEOUT_SEND), not the miniport's.
+            a.race.calls == 0 && a.mp_out.is_empty() && a.mp_pending.is_empty()
+        },
+    );
+    if !ok {
+        let s = stack();
+        let a = &s.adapters[id];
+        verifier::log(format!(
+            "[ndis] adapter {id}: miniport pause stuck: {} calls in progress, {} NBLs indicated out, {} held above, {} sends queued, {} sends out",
+            a.race.calls,
+            a.mp_out.len(),
+            a.proto_held.len(),
+            a.mp_pending.len(),
+            a.sent.len()
+        ));
+    }
 }
 
 /// Steps 2 and 3 of [`stack::PauseHold`]: sends and receives while Pausing (when the pause pended), then the
@@ -1107,6 +1213,12 @@ pub(crate) fn detach_flow(id: usize) {
         ModuleState::Paused,
         "detach needs a paused module"
     );
+    // No OID or status indication may be in progress in FilterDetach (they are valid only while
+    // the module is attached); a detach waits for those under way and admits no new ones.
+    stack().adapters[id].race.detaching = true;
+    stack::wait_until(id, rules::TIMEOUT_OID, "OIDs/status before detach", || {
+        stack().adapters[id].race.ctl == 0
+    });
     let (f, abi, ctx, handle) = {
         let s = stack();
         let d = s.driver.as_ref().expect("a module implies a driver");
@@ -1126,6 +1238,7 @@ pub(crate) fn detach_flow(id: usize) {
     a.state = ModuleState::Detached;
     a.filter_handle = 0;
     a.module_ctx = 0;
+    a.race.detaching = false;
     drop(s);
     mem::raw_free(handle as *mut u8);
     verifier::log(format!("[ndis] adapter {id}: detached"));
@@ -1287,10 +1400,16 @@ pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
         let s = stack();
         let a = &s.adapters[id];
         match s.driver.as_ref() {
-            Some(d) if a.filter_handle != 0 && a.state != ModuleState::Detached => d
-                .chars
-                .StatusHandler
-                .map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE)),
+            // Not while Attaching (no status indications then, network/attaching-a-filter-module):
+            // in concurrent mode an attach may begin while this indication is on its way.
+            Some(d)
+                if a.filter_handle != 0
+                    && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
+            {
+                d.chars
+                    .StatusHandler
+                    .map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE))
+            }
             _ => None,
         }
     };

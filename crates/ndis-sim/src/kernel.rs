@@ -138,6 +138,30 @@ pub fn at_irql<R>(irql: KIRQL, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Runs `f` as if on another virtual CPU: the calling thread's CPU and IRQL are switched to `cpu` at
+/// `irql` (taking `cpu`'s dispatch ownership when `irql` >= DISPATCH_LEVEL) and put back afterwards,
+/// without lowering the caller's own IRQL or giving up its CPU. The deterministic interleaving
+/// ([`crate::race`]) uses it to run an event of another CPU at a preemption point inside a driver
+/// call; a test filter can use it to act "from another CPU" at a chosen point. `cpu` must differ
+/// from the caller's CPU.
+pub fn on_other_cpu<R>(cpu: usize, irql: KIRQL, f: impl FnOnce() -> R) -> R {
+    let (old_cpu, old_irql) = (current_cpu(), current_irql());
+    assert_ne!(cpu, old_cpu, "on_other_cpu needs another CPU");
+    CPU.with(|c| c.set(cpu));
+    IRQL.with(|i| i.set(PASSIVE_LEVEL));
+    set_irql(irql);
+    let r = f();
+    set_irql(PASSIVE_LEVEL);
+    CPU.with(|c| c.set(old_cpu));
+    IRQL.with(|i| i.set(old_irql));
+    r
+}
+
+/// Whether the simulation runs in deterministic mode.
+pub(crate) fn deterministic() -> bool {
+    DETERMINISTIC.load(Ordering::Relaxed)
+}
+
 /// Reports IRQL_TOO_HIGH when the caller's IRQL exceeds `max`; returns whether the IRQL was fine.
 pub(crate) fn check_irql(routine: &str, max: KIRQL, object: usize) -> bool {
     let irql = current_irql();
@@ -379,10 +403,12 @@ crate::sim_exports! {
         processors_in(group)
     }
 
-    /// `KeFlushQueuedDpcs`: PASSIVE_LEVEL. The simulator runs timer callbacks synchronously inside the
-    /// clock advance that fires them, so no DPC is ever left queued; only the IRQL rule is checked.
+    /// `KeFlushQueuedDpcs`: PASSIVE_LEVEL. Timer callbacks run inside the clock advance that fires
+    /// them, on the advancing thread; this returns once those in flight on other threads (concurrent
+    /// mode: traffic threads advance the clock too) have returned.
     fn KeFlushQueuedDpcs() {
         check_irql("KeFlushQueuedDpcs", PASSIVE_LEVEL, 0);
+        crate::misc::flush_queued_dpcs();
     }
 
     /// `KeAcquireSpinLockRaiseToDpc`: IRQL <= DISPATCH_LEVEL; raises to DISPATCH_LEVEL.

@@ -48,8 +48,10 @@
 //! allocated blocks; [`mem::poolused`] groups live pool blocks by tag.
 //!
 //! ## Pausing with work outstanding
-//! By default a pause drains the protocol above first (as NDIS pauses overlying drivers first), so
-//! nothing is in flight when FilterPause runs. [`AdapterConfig::pause_hold`] = `Some(`[`PauseHold`]`)`
+//! By default a pause stops the protocol above first and waits for its sends to complete (as NDIS
+//! pauses overlying drivers first); receives the protocol holds, indications and send completions of
+//! the miniport below go on while the module is Pausing ([`race`]; in [`Lifecycle::Serialised`]
+//! mode the held receives are returned first too, so nothing is in flight when FilterPause runs). [`AdapterConfig::pause_hold`] = `Some(`[`PauseHold`]`)`
 //! issues FilterPause while the miniport still holds sends and/or the protocol still holds
 //! receives; optionally the protocol sends while the module is Pausing; the held NBLs are then
 //! given back one at a time on the simulated clock, on a chosen virtual CPU. A pause that completes
@@ -61,6 +63,14 @@
 //! [`SimConfig::cpus`] virtual CPUs; each host thread is bound to one ([`kernel::bind_thread_to_cpu`]),
 //! raising to DISPATCH_LEVEL takes that CPU exclusively. With [`SimConfig::deterministic`] the
 //! traffic runner uses one thread and a seeded schedule over the CPUs (the Miri mode).
+//!
+//! ## Lifecycle racing traffic
+//! [`SimConfig::lifecycle`] = [`Lifecycle::Concurrent`] (the default): pause, restart, detach, attach,
+//! OIDs, status indications and timer DPCs run concurrently with traffic on the other virtual CPUs
+//! as on a real machine, and each rule judges calls that raced a transition at a documented line
+//! ([`race`]). [`Lifecycle::Serialised`] keeps the original single gate. With `deterministic` and
+//! [`SimConfig::interleave_one_in`], other CPUs' events (and a pause's FilterPause call) land at
+//! seeded preemption points inside driver calls; the same seed replays the same run.
 //!
 //! Dependencies point one way: ndis-sim → ndis-sys. It never names the driver.
 
@@ -78,6 +88,7 @@ pub mod mem;
 pub mod misc;
 pub mod nbl;
 pub mod neighbor;
+pub mod race;
 pub mod stack;
 pub mod testkit;
 pub mod verifier;
@@ -87,6 +98,7 @@ pub use config_reads::{set_config_reads, ConfigReads};
 pub use fault::{AllocRequest, AllocSite, FaultRule};
 pub use filter::LifecycleError;
 pub use neighbor::{BreakHow, RestoreBreaker};
+pub use race::Lifecycle;
 pub use stack::{
     AdapterConfig, ConfigValue, Counters, Frame, ModuleState, NblShape, PauseHold, PauseRecord,
 };
@@ -115,6 +127,13 @@ pub struct SimConfig {
     pub ndis_version: u32,
     /// Echo the log and findings to stderr as they happen.
     pub echo: bool,
+    /// Whether lifecycle calls, OIDs, status/PnP and clock advances race traffic as on a real
+    /// machine (the default, [`Lifecycle::Concurrent`]) or are serialised against it (the original
+    /// simulator, [`Lifecycle::Serialised`]); see [`race`].
+    pub lifecycle: Lifecycle,
+    /// Deterministic mode with [`Lifecycle::Concurrent`] only: at each preemption point one in this
+    /// many draws of the seeded schedule runs another CPU's event there (0 = never; see [`race`]).
+    pub interleave_one_in: u32,
 }
 
 impl Default for SimConfig {
@@ -126,6 +145,8 @@ impl Default for SimConfig {
             seed: 0x5EED,
             ndis_version: NDIS_RUNTIME_VERSION_689,
             echo: std::env::var_os("NDIS_SIM_ECHO").is_some(),
+            lifecycle: Lifecycle::default(),
+            interleave_one_in: 0,
         }
     }
 }
@@ -143,6 +164,7 @@ impl Sim {
         // A previous test that panicked may have left objects behind; drop them first.
         teardown_all();
         kernel::configure(config.cpus, config.cpus_per_group, config.deterministic);
+        race::configure(config.lifecycle, config.interleave_one_in, config.seed);
         verifier::reset(config.echo);
         fault::reset();
         nbl::reset();
@@ -283,7 +305,7 @@ impl SimGuard {
 
     /// Advances the simulated clock (firing due timers at DISPATCH_LEVEL on this thread's CPU).
     pub fn advance_clock(&self, ms: u64) -> usize {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        let _g = race::exclusive(false);
         misc::advance_clock_ms(ms)
     }
 
@@ -349,7 +371,7 @@ impl SimGuard {
             (*obj).DriverName = UNICODE_STRING::from_static(name);
             (*obj).DriverInit = Some(f);
         }
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        let _g = race::exclusive(true);
         verifier::log("[io] DriverEntry");
         // SAFETY: DriverEntry with a fresh driver object and registry path, at PASSIVE_LEVEL.
         let st = kernel::at_irql(PASSIVE_LEVEL, || unsafe {
@@ -393,7 +415,7 @@ impl SimGuard {
         // SAFETY: our DRIVER_OBJECT.
         let unload = unsafe { (*obj).DriverUnload };
         {
-            let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+            let _g = race::exclusive(true);
             verifier::log("[io] DriverUnload");
             match unload {
                 Some(f) => {
@@ -538,7 +560,17 @@ impl SimGuard {
             .filter(|r| !report.findings.iter().any(|f| f.rule == **r))
             .collect();
         if !unexpected.is_empty() || !missing.is_empty() {
-            let mut msg = String::from("ndis-sim verifier failed the test:\n");
+            let mut msg = format!(
+                "ndis-sim verifier failed the test (seed {:#x}, {}, lifecycle {:?}, interleave 1/{}):\n",
+                self.config.seed,
+                if self.config.deterministic {
+                    "deterministic: the same seed replays this run"
+                } else {
+                    "threaded: the seed fixes the traffic, not the thread timing"
+                },
+                self.config.lifecycle,
+                self.config.interleave_one_in
+            );
             for f in &unexpected {
                 msg.push_str(&format!("  {f}\n"));
             }
@@ -570,8 +602,7 @@ impl Drop for SimGuard {
 fn traffic_step(id: usize, t: &Traffic, rng: &mut u64) {
     *rng = fault::splitmix64(*rng);
     let r = *rng;
-    let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-    let running = stack::stack().adapters[id].state == ModuleState::Running;
+    let _g = race::gate_shared();
     let dispatch = (r >> 8) & 1 == 1;
     let irql = if dispatch {
         DISPATCH_LEVEL
@@ -579,20 +610,24 @@ fn traffic_step(id: usize, t: &Traffic, rng: &mut u64) {
         PASSIVE_LEVEL
     };
     match r % 8 {
-        0 | 1 if running => {
+        // A send only while the protocol runs, an indication only while the miniport may indicate
+        // to the module: claimed under the stack lock (race.rs: where the line is).
+        0 | 1 if race::claim_send(id) => {
             kernel::at_irql(irql, || stack::protocol_send(id, &t.send, 0));
+            race::release_send(id);
         }
         2 | 3 => {
             let mut seed = r >> 16;
             stack::pump_sends(id, 1 + (r >> 20) as usize % 4, &mut seed);
         }
-        4 | 5 if running => {
+        4 | 5 if race::claim_indicate(id) => {
             let res =
                 t.resources_one_in != 0 && (r >> 24).is_multiple_of(t.resources_one_in as u64);
             let flags = if res { NDIS_RECEIVE_FLAGS_RESOURCES } else { 0 };
             kernel::at_irql(DISPATCH_LEVEL, || {
                 stack::miniport_indicate(id, &t.receive, flags)
             });
+            race::release(id);
         }
         6 => {
             kernel::at_irql(irql, || stack::return_some(id, 1 + (r >> 20) as usize % 4));
@@ -617,7 +652,7 @@ impl Adapter {
     }
 
     fn lifecycle<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        let _g = race::exclusive(true);
         f()
     }
 
@@ -683,14 +718,26 @@ impl Adapter {
 
     /// Like [`send`](Self::send) with extra NDIS_SEND_FLAGS_* bits.
     pub fn send_with_flags(&self, shape: &NblShape, flags: u32) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-        stack::protocol_send(self.id, shape, flags)
+        let _g = race::gate_shared();
+        // Counted as a protocol send in progress when the protocol runs; sent regardless (the test
+        // asked for it; a filter that is not Running completes it with NDIS_STATUS_PAUSED).
+        let claimed = race::claim_send(self.id);
+        let n = stack::protocol_send(self.id, shape, flags);
+        if claimed {
+            race::release_send(self.id);
+        }
+        n
     }
 
     /// The miniport indicates one chain of `shape` at the caller's IRQL with `flags`.
     pub fn indicate(&self, shape: &NblShape, flags: u32) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-        stack::miniport_indicate(self.id, shape, flags)
+        let _g = race::gate_shared();
+        let claimed = race::claim_indicate(self.id);
+        let n = stack::miniport_indicate(self.id, shape, flags);
+        if claimed {
+            race::release(self.id);
+        }
+        n
     }
 
     /// Sends queued at the miniport, in arrival order.
@@ -701,7 +748,7 @@ impl Adapter {
     /// The miniport completes up to `n` queued sends at the caller's IRQL, in an order shuffled by
     /// `seed` (0 = arrival order).
     pub fn complete_sends(&self, n: usize, seed: u64) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        let _g = race::gate_shared();
         let mut s = seed;
         stack::pump_sends_at_current_irql(self.id, n, if seed == 0 { None } else { Some(&mut s) })
     }
@@ -713,14 +760,14 @@ impl Adapter {
 
     /// The protocol returns up to `n` held receives at the caller's IRQL.
     pub fn return_receives(&self, n: usize) -> usize {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        let _g = race::gate_shared();
         stack::return_some(self.id, n)
     }
 
     /// Completes every queued send, returns every held receive, completes pended OIDs (at
     /// DISPATCH_LEVEL), until nothing is left.
     pub fn drain(&self) {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        let _g = race::gate_shared();
         for _ in 0..10_000 {
             if stack::pump(self.id, usize::MAX, None) == 0 {
                 return;
@@ -736,19 +783,29 @@ impl Adapter {
         oid: NDIS_OID,
         buffer: &mut [u8],
     ) -> (NDIS_STATUS, u32) {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
-        filter::protocol_oid(self.id, request_type, oid, buffer)
+        let _g = race::exclusive(false);
+        let claimed = race::wait_claim_ctl(self.id);
+        let r = filter::protocol_oid(self.id, request_type, oid, buffer);
+        if claimed {
+            race::release_ctl(self.id);
+        }
+        r
     }
 
     /// The miniport indicates a status (at the caller's IRQL).
     pub fn indicate_status(&self, code: NDIS_STATUS) {
-        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
-        filter::miniport_status(self.id, code)
+        let _g = race::gate_shared();
+        let claimed = race::wait_claim_ctl(self.id);
+        filter::miniport_status(self.id, code);
+        if claimed {
+            race::release_ctl(self.id);
+        }
     }
 
     /// NDIS sends a net PnP event down to the filter (PASSIVE_LEVEL); returns the filter's status.
     pub fn net_pnp_event(&self, code: u32) -> NDIS_STATUS {
-        let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
+        // NDIS starts no PnP operation while another (pause, restart, attach, detach) is under way.
+        let _g = race::exclusive(true);
         filter::net_pnp(self.id, code)
     }
 
@@ -772,7 +829,7 @@ impl Adapter {
         let old = stack::stack().adapters[self.id].cfg.send_status;
         self.configure(|c| c.send_status = NDIS_STATUS_RESET_IN_PROGRESS);
         {
-            let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+            let _g = race::gate_shared();
             kernel::at_irql(DISPATCH_LEVEL, || {
                 stack::pump_sends_at_current_irql(self.id, usize::MAX, None)
             });

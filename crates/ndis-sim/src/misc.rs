@@ -16,6 +16,21 @@ use std::sync::{LazyLock, Mutex};
 
 /// Simulated time in 100 ns units.
 static CLOCK: AtomicU64 = AtomicU64::new(0);
+/// Timer DPCs taken due (queued) and not yet returned, on any thread (KeFlushQueuedDpcs waits for
+/// them).
+static DPCS_IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+
+/// `KeFlushQueuedDpcs`'s wait: returns once every timer DPC queued or running on another thread when
+/// it was called has returned (they run on the threads that advance the clock; in the deterministic
+/// mode nothing else runs meanwhile).
+pub(crate) fn flush_queued_dpcs() {
+    if crate::kernel::deterministic() {
+        return;
+    }
+    while DPCS_IN_FLIGHT.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
 
 #[derive(Clone)]
 struct Timer {
@@ -50,6 +65,7 @@ fn misc() -> std::sync::MutexGuard<'static, Misc> {
 pub(crate) fn reset() {
     CLOCK.store(0, Ordering::SeqCst);
     crate::config_reads::reset();
+    DPCS_IN_FLIGHT.store(0, Ordering::SeqCst);
     *misc() = Misc::default();
 }
 
@@ -75,6 +91,7 @@ pub(crate) fn advance_clock_ms(ms: u64) -> usize {
                 .find(|(_, t)| !t.freed && t.due.is_some_and(|d| d <= now))
                 .map(|(h, t)| (*h, t.clone()));
             if let Some((h, t)) = &hit {
+                DPCS_IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
                 let e = m.timers.get_mut(h).expect("present");
                 e.due = if t.period_ms > 0 {
                     Some(t.due.unwrap_or(now) + t.period_ms as u64 * 10_000)
@@ -109,6 +126,7 @@ pub(crate) fn advance_clock_ms(ms: u64) -> usize {
                 }
             });
         }
+        DPCS_IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
         fired += 1;
         if fired > 10_000 {
             break;
@@ -279,6 +297,8 @@ crate::sim_exports! {
     fn NdisReadConfiguration(status: *mut NDIS_STATUS, value: *mut *mut NDIS_CONFIGURATION_PARAMETER,
         handle: NDIS_HANDLE, keyword: *mut NDIS_STRING, ty: u32) {
         check_irql("NdisReadConfiguration", PASSIVE_LEVEL, handle as usize);
+        // PASSIVE_LEVEL: the caller holds no spin lock; other CPUs' traffic may run here.
+        crate::race::preemption_point("NdisReadConfiguration", false);
         if status.is_null() || value.is_null() {
             verifier::report(rules::BAD_OBJECT, handle as usize, "NdisReadConfiguration: NULL out pointer");
             return;

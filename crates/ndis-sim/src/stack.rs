@@ -4,8 +4,9 @@
 //!
 //! Shared state lives in one mutex that is never held while driver code runs: every path copies what
 //! it needs (handler, context, convention), drops the lock, then calls the driver through
-//! [`crate::abi::Callback`]. Lifecycle operations take the traffic gate exclusively, so a runner's
-//! operation never interleaves with an attach/pause/restart/detach step.
+//! [`crate::abi::Callback`]. How lifecycle operations relate to traffic (one gate, or racing it as
+//! on a real machine) is [`crate::race`]'s business; the NDIS→filter calls below claim and record
+//! themselves there.
 
 use crate::abi::{Abi, Callback};
 use crate::fault::splitmix64;
@@ -15,7 +16,7 @@ use crate::nbl::{self, Creator, Dir, Holder, NblSnap};
 use crate::verifier::{self, rules};
 use ndis_sys::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{LazyLock, Mutex, MutexGuard, RwLock};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 /// A filter module's state (ndis-contract.md §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,6 +298,8 @@ pub(crate) struct AdapterRec {
     pub wire: Vec<Frame>,
     pub proto_rx: Vec<Frame>,
     pub names: Vec<Vec<u16>>,
+    /// Gates and in-call records ([`crate::race`]).
+    pub race: crate::race::AdapterRace,
 }
 
 #[derive(Default)]
@@ -312,8 +315,6 @@ pub(crate) struct Stack {
 unsafe impl Send for Stack {}
 
 static STACK: LazyLock<Mutex<Stack>> = LazyLock::new(|| Mutex::new(Stack::default()));
-/// Traffic operations hold it shared; lifecycle steps hold it exclusively.
-pub(crate) static GATE: RwLock<()> = RwLock::new(());
 
 pub(crate) fn stack() -> MutexGuard<'static, Stack> {
     STACK.lock().unwrap_or_else(|e| e.into_inner())
@@ -620,6 +621,8 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
             ModuleState::Detached | ModuleState::Attaching
         )
     };
+    // In a call from here on (before the filter holds them: race.rs, where the line is).
+    let call = crate::race::mark_in_call(id, &list);
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
@@ -638,6 +641,7 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
         }
         _ => miniport_accept(id, head, flags),
     }
+    crate::race::unmark_in_call(id, &list, call);
     list.len()
 }
 
@@ -771,6 +775,8 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     let mut to_filter = Vec::new();
     let mut to_proto = Vec::new();
     let h = handler!(id, SendNetBufferListsCompleteHandler);
+    let all: Vec<*mut NET_BUFFER_LIST> = nbls.iter().map(|&a| a as *mut NET_BUFFER_LIST).collect();
+    let call = crate::race::mark_in_call(id, &all);
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
         verify_seal(n, "held by the miniport (send)");
@@ -813,6 +819,7 @@ pub(crate) fn complete_sends(id: usize, nbls: Vec<usize>) {
     if !to_proto.is_empty() {
         protocol_complete(id, &to_proto);
     }
+    crate::race::unmark_in_call(id, &all, call);
 }
 
 /// The protocol gets its sends back: restore check, counters, free.
@@ -873,6 +880,7 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
         } else {
             0
         };
+    let call = crate::race::mark_in_call(id, &list);
     for &n in &list {
         nbl::with_nbl(n, |r| {
             r.holder = Holder::Filter;
@@ -897,6 +905,7 @@ pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usiz
         }
         _ => protocol_receive(id, head, list.len() as u32, flags),
     }
+    crate::race::unmark_in_call(id, &list, call);
     if resources {
         // Ownership is back now: every NBL must be in the filter's hands, in the original order.
         let mut kept = false;
@@ -1025,6 +1034,8 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
     if nbls.is_empty() {
         return;
     }
+    let all: Vec<*mut NET_BUFFER_LIST> = nbls.iter().map(|&a| a as *mut NET_BUFFER_LIST).collect();
+    let call = crate::race::mark_in_call(id, &all);
     let mut list = Vec::new();
     for &a in &nbls {
         let n = a as *mut NET_BUFFER_LIST;
@@ -1067,6 +1078,7 @@ pub(crate) fn protocol_return(id: usize, nbls: Vec<usize>) {
             }
         }
     }
+    crate::race::unmark_in_call(id, &all, call);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1084,8 +1096,12 @@ pub(crate) fn pump(id: usize, max: usize, rng: Option<&mut u64>) -> usize {
         let rets: Vec<usize> = a.proto_held.drain(..nr).collect();
         let no = a.mp_oids.len().min(max);
         let oids: Vec<usize> = a.mp_oids.drain(..no).collect();
+        if !sends.is_empty() || !rets.is_empty() {
+            crate::race::claim_taken(&mut a.race);
+        }
         (sends, rets, oids)
     };
+    let claimed = !sends.is_empty() || !rets.is_empty();
     if let Some(r) = rng {
         for i in (1..sends.len()).rev() {
             *r = splitmix64(*r);
@@ -1097,6 +1113,9 @@ pub(crate) fn pump(id: usize, max: usize, rng: Option<&mut u64>) -> usize {
         complete_sends(id, sends);
         protocol_return(id, rets);
     });
+    if claimed {
+        crate::race::release(id);
+    }
     for req in oids {
         crate::filter::miniport_complete_oid(id, req);
     }
@@ -1122,11 +1141,20 @@ pub(crate) fn wait_until(
     mut done: impl FnMut() -> bool,
 ) -> bool {
     let ticks = stack().adapters[id].cfg.timeout_ticks;
-    for _ in 0..=ticks {
+    let started = std::time::Instant::now();
+    let mut used = 0;
+    while used <= ticks {
         if done() {
             return true;
         }
+        if crate::race::others_busy() && started.elapsed() < std::time::Duration::from_secs(120) {
+            // Another CPU is inside a call: wait for it without spending simulated time.
+            std::thread::yield_now();
+            continue;
+        }
+        crate::race::wait_tick();
         tick_all();
+        used += 1;
     }
     if done() {
         return true;
@@ -1172,21 +1200,50 @@ pub(crate) fn outstanding(id: usize) -> Vec<(usize, String)> {
 /// Unchanged pass-through NBLs below/above are NDIS's concern, not the filter's.
 pub fn pause_outstanding(id: usize) -> Vec<(usize, String)> {
     let mut v = Vec::new();
-    for (addr, r) in nbl::all_nbls() {
+    for (addr, _) in nbl::all_nbls() {
+        // Judged with the in-call records and the queues frozen (stack lock, then the NBL
+        // registry): other CPUs move NBLs on meanwhile, and a call marks its NBLs before the filter
+        // holds them. An NBL is read only when nobody else can be changing or freeing it: in a call
+        // on this CPU, or queued at the miniport / held by the protocol. One inside a call in
+        // progress on another CPU is left to be judged when that call hands it on (race.rs).
+        let s = stack();
+        let Some(a) = s.adapters.get(id) else { break };
+        let Some(r) = nbl::nbl_record(addr as *const NET_BUFFER_LIST) else {
+            continue;
+        };
+        let elsewhere = crate::race::in_call_elsewhere(&a.race, addr);
+        let readable = !elsewhere
+            && (a.race.in_call.contains_key(&addr)
+                || a.mp_pending.contains(&addr)
+                || a.proto_held.contains(&addr));
+        let changed = |send: bool| {
+            let snap = if send {
+                a.sent.get(&addr)
+            } else {
+                a.mp_out.get(&addr)
+            };
+            // SAFETY: a registered simulator NBL its owner has not freed, that no other CPU is
+            // changing (`readable`, under the stack lock that every hand-off and free takes).
+            readable
+                && snap.is_some_and(|snap| unsafe {
+                    nbl::carries_changes(addr as *const NET_BUFFER_LIST, snap)
+                })
+        };
         let mine = match r.creator {
             Creator::Driver => r.adapter == id && r.holder != Holder::Filter,
             Creator::Protocol(a) if a == id => match r.holder {
-                Holder::Filter => true,
-                Holder::Miniport => changed_since_handout(id, addr, true),
+                Holder::Filter => !elsewhere,
+                Holder::Miniport => changed(true),
                 _ => false,
             },
             Creator::Miniport(a) if a == id => match r.holder {
-                Holder::Filter => !r.resources,
-                Holder::Protocol => !r.resources && changed_since_handout(id, addr, false),
+                Holder::Filter => !r.resources && !elsewhere,
+                Holder::Protocol => !r.resources && changed(false),
                 _ => false,
             },
             _ => false,
         };
+        drop(s);
         if mine {
             v.push((
                 addr,
@@ -1197,7 +1254,7 @@ pub fn pause_outstanding(id: usize) -> Vec<(usize, String)> {
     v
 }
 
-fn changed_since_handout(id: usize, addr: usize, send: bool) -> bool {
+pub(crate) fn changed_since_handout(id: usize, addr: usize, send: bool) -> bool {
     let snap = {
         let s = stack();
         let a = &s.adapters[id];
@@ -1242,6 +1299,7 @@ pub(crate) fn add_adapter(cfg: AdapterConfig) -> usize {
         wire: Vec::new(),
         proto_rx: Vec::new(),
         names: Vec::new(),
+        race: Default::default(),
     });
     s.adapters.len() - 1
 }
@@ -1263,6 +1321,9 @@ pub(crate) fn pump_sends_at_current_irql(id: usize, n: usize, seed: Option<&mut 
         let mut s = stack();
         let a = &mut s.adapters[id];
         let k = a.mp_pending.len().min(n);
+        if k != 0 {
+            crate::race::claim_taken(&mut a.race);
+        }
         a.mp_pending.drain(..k).collect()
     };
     if let Some(r) = seed {
@@ -1273,6 +1334,9 @@ pub(crate) fn pump_sends_at_current_irql(id: usize, n: usize, seed: Option<&mut 
     }
     let k = sends.len();
     complete_sends(id, sends);
+    if k != 0 {
+        crate::race::release(id);
+    }
     k
 }
 
@@ -1282,10 +1346,16 @@ pub(crate) fn return_some(id: usize, n: usize) -> usize {
         let mut s = stack();
         let a = &mut s.adapters[id];
         let k = a.proto_held.len().min(n);
+        if k != 0 {
+            crate::race::claim_taken(&mut a.race);
+        }
         a.proto_held.drain(..k).collect()
     };
     let k = rets.len();
     protocol_return(id, rets);
+    if k != 0 {
+        crate::race::release(id);
+    }
     k
 }
 
@@ -1298,7 +1368,23 @@ pub(crate) fn check_held_timeouts(now_ms: u64) {
         .map(|a| a.cfg.timeout_ticks as u64 * 10)
         .collect();
     let mut late = Vec::new();
-    for (addr, r) in nbl::all_nbls() {
+    for (addr, _) in nbl::all_nbls() {
+        // The record as it is now, with the in-call records frozen (other CPUs move NBLs on).
+        let (r, in_call) = {
+            let s = stack();
+            let r = nbl::nbl_record(addr as *const NET_BUFFER_LIST);
+            let in_call = r.as_ref().is_some_and(|r| {
+                let id = match r.creator {
+                    Creator::Protocol(a) | Creator::Miniport(a) => a,
+                    Creator::Driver => r.adapter,
+                };
+                s.adapters
+                    .get(id)
+                    .is_some_and(|a| a.race.in_call.contains_key(&addr))
+            });
+            (r, in_call)
+        };
+        let Some(r) = r else { continue };
         if r.holder != Holder::Filter || r.timed_out {
             continue;
         }
@@ -1307,6 +1393,12 @@ pub(crate) fn check_held_timeouts(now_ms: u64) {
             Creator::Miniport(a) if !r.resources => (a, rules::TIMEOUT_RECEIVE),
             _ => continue,
         };
+        // Concurrent mode: an NBL inside a call still in progress on another thread is being
+        // handled, not kept; the host may simply not have scheduled that thread while others
+        // advanced the clock (a callback that never returns is not this rule's to judge).
+        if crate::race::concurrent() && in_call {
+            continue;
+        }
         if let Some(&limit) = limits.get(id) {
             if now_ms.saturating_sub(r.since_ms) > limit {
                 late.push((addr, rule, now_ms - r.since_ms));

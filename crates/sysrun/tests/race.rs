@@ -1,0 +1,186 @@
+//! The shipped amd64 `mdlpool.sys` under ndis-sim's concurrent lifecycle (`Lifecycle::Concurrent`):
+//! pauses, restarts with configuration changes, detaches/re-attaches, OIDs, status indications and
+//! trim-timer ticks racing traffic on every virtual CPU — on threads, and under the seeded
+//! deterministic interleaving (FilterPause landing inside the image's own hand-off calls on another
+//! CPU). Zero findings, nothing in flight after each pause. A shorter run than the source-level
+//! churn (tests/filter_race.rs): `SYSRUN_RACE_CYCLES` (default 300).
+#![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+
+use ndis_sim::{
+    fault::splitmix64, AdapterConfig, ConfigValue, Lifecycle, NblShape, Sim, SimConfig, Traffic,
+};
+use ndis_sys::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use sysrun::SysDriver;
+
+fn cycles() -> u64 {
+    std::env::var("SYSRUN_RACE_CYCLES")
+        .map(|v| v.parse().expect("SYSRUN_RACE_CYCLES"))
+        .unwrap_or(300)
+}
+
+fn configure(nic: &ndis_sim::Adapter, which: u64) {
+    let m = ["exercise", "vlan", "passthrough"][(which % 3) as usize];
+    nic.set_config("Mode", ConfigValue::Str(m.into()));
+    nic.set_config("VlanReceiveInline", ConfigValue::Int((which % 2) as u32));
+    nic.set_config("ExerciseBytes", ConfigValue::Int(1 + (which % 40) as u32));
+    nic.set_config(
+        "PoolTrimIntervalMs",
+        ConfigValue::Int(100 + (which % 4) as u32 * 100),
+    );
+}
+
+fn in_flight(drv: &SysDriver) -> i64 {
+    sysrun::stats::read(drv.image())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .totals()
+        .in_flight
+}
+
+fn traffic(seed: u64) -> Traffic {
+    Traffic {
+        steps_per_cpu: 8,
+        send: NblShape {
+            nbls: 2,
+            mdl_lengths: vec![14, 60],
+            ..NblShape::default()
+        },
+        receive: NblShape {
+            nbls: 2,
+            ..NblShape::default()
+        },
+        resources_one_in: 3,
+        seed,
+        ..Traffic::default()
+    }
+}
+
+#[test]
+fn shipped_image_through_concurrent_churn_on_threads() {
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        lifecycle: Lifecycle::Concurrent,
+        ..SimConfig::default()
+    });
+    let path = sysrun::testing::package_sys().unwrap_or_else(|e| panic!("{e}"));
+    let mut drv = SysDriver::load(&sim, &path).unwrap_or_else(|e| panic!("{e}"));
+    let nic = sim.add_adapter(AdapterConfig::default());
+    configure(&nic, 0);
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    let stop = AtomicBool::new(false);
+    let rounds = AtomicU64::new(0);
+    let cycles = cycles();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut r = 0;
+            while !stop.load(Ordering::Relaxed) {
+                r += 1;
+                sim.run_traffic(&nic, &traffic(r));
+                rounds.store(r, Ordering::Relaxed);
+            }
+        });
+        s.spawn(|| {
+            ndis_sim::kernel::bind_thread_to_cpu(1);
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                if k % 2 == 0 {
+                    let mut buf = [0u8; 8];
+                    let (st, _) =
+                        nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
+                    assert_eq!(st, NDIS_STATUS_SUCCESS);
+                } else {
+                    nic.indicate_status(NDIS_STATUS_LINK_STATE);
+                    sim.advance_clock(50);
+                }
+                std::thread::yield_now();
+            }
+        });
+        let mut rng = 0x5EED_u64;
+        for cycle in 0..cycles {
+            rng = splitmix64(rng);
+            nic.pause()
+                .unwrap_or_else(|e| panic!("cycle {cycle}: {e:?}"));
+            assert_eq!(
+                in_flight(&drv),
+                0,
+                "cycle {cycle}: pool blocks in flight at pause"
+            );
+            if rng % 8 == 0 {
+                nic.detach();
+                configure(&nic, rng >> 8);
+                nic.attach().unwrap();
+            } else {
+                configure(&nic, rng >> 8);
+            }
+            nic.restart().unwrap();
+            let seen = rounds.load(Ordering::Relaxed);
+            while rounds.load(Ordering::Relaxed) < seen + 1 {
+                std::thread::yield_now();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    nic.drain();
+    nic.pause().unwrap();
+    nic.detach();
+    drv.unload(&sim);
+    let c = nic.counters();
+    eprintln!(
+        "shipped image, concurrent threads: {cycles} cycles; {} NBLs sent, {} indicated, {} OIDs, {} status indications",
+        c.proto_sent_nbls,
+        c.mp_indicated_nbls,
+        c.oids_completed,
+        c.statuses.len()
+    );
+    assert_eq!(c.proto_completed_nbls, c.proto_sent_nbls);
+    assert_eq!(c.mp_returned_nbls, c.mp_indicated_nbls);
+    let report = sim.finish();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}
+
+#[test]
+fn shipped_image_through_the_seeded_interleaving() {
+    let seed = 0x4ACE;
+    let sim = Sim::start(SimConfig {
+        cpus: 2,
+        deterministic: true,
+        seed,
+        lifecycle: Lifecycle::Concurrent,
+        interleave_one_in: 3,
+        ..SimConfig::default()
+    });
+    let path = sysrun::testing::package_sys().unwrap_or_else(|e| panic!("{e}"));
+    let mut drv = SysDriver::load(&sim, &path).unwrap_or_else(|e| panic!("{e}"));
+    let nic = sim.add_adapter(AdapterConfig::default());
+    configure(&nic, 0);
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    let mut rng = seed;
+    for cycle in 0..cycles() {
+        rng = splitmix64(rng);
+        sim.run_traffic(&nic, &traffic(rng));
+        nic.pause()
+            .unwrap_or_else(|e| panic!("cycle {cycle}: {e:?}"));
+        assert_eq!(in_flight(&drv), 0, "cycle {cycle}");
+        if rng % 8 == 0 {
+            nic.detach();
+            configure(&nic, rng >> 8);
+            nic.attach().unwrap();
+        } else {
+            configure(&nic, rng >> 8);
+        }
+        nic.restart().unwrap();
+    }
+    nic.drain();
+    nic.pause().unwrap();
+    nic.detach();
+    drv.unload(&sim);
+    assert!(sim
+        .log()
+        .iter()
+        .any(|l| l.contains("[sched] FilterPause") && l.contains("inside")));
+    let report = sim.finish();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}
