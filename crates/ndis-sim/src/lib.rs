@@ -667,6 +667,21 @@ impl Adapter {
         stack::miniport_indicate(self.id, shape, flags)
     }
 
+    /// The protocol sends `frames` (NB k carries `frames[k]`) in NBLs of `shape.nbs_per_nbl` NBs, with
+    /// `shape`'s MDL layout, DataOffset and 802.1Q info (its `nbls` and `frame_len` are ignored), at the
+    /// caller's IRQL. Returns the NBL count. For traffic given from outside, e.g. a capture.
+    pub fn send_frames(&self, shape: &NblShape, frames: &[Vec<u8>], flags: u32) -> usize {
+        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        stack::protocol_send_frames(self.id, shape, Some(frames), flags)
+    }
+
+    /// The miniport indicates `frames` as [`send_frames`](Self::send_frames) lays them out, with
+    /// `flags`, at the caller's IRQL.
+    pub fn indicate_frames(&self, shape: &NblShape, frames: &[Vec<u8>], flags: u32) -> usize {
+        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        stack::miniport_indicate_frames(self.id, shape, Some(frames), flags)
+    }
+
     /// Sends queued at the miniport, in arrival order.
     pub fn pending_sends(&self) -> usize {
         stack::stack().adapters[self.id].mp_pending.len()
