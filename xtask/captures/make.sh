@@ -94,13 +94,13 @@ PY
 }
 
 start_capture() { # file
-    ip netns exec "$A" timeout 60 tcpdump -i va -s 0 -U -n -w "$1" 2>"$TMP/tcpdump.log" &
+    ip netns exec "$A" timeout -s INT 60 tcpdump --immediate-mode -i va -s 0 -U -n -w "$1" 2>"$TMP/tcpdump.log" &
     TCPDUMP_PID=$!
     sleep 1
 }
 
 stop_capture() {
-    sleep 0.5
+    sleep 1
     kill -INT "$TCPDUMP_PID" 2>/dev/null || true
     wait "$TCPDUMP_PID" 2>/dev/null || true
     TCPDUMP_PID=
