@@ -709,6 +709,29 @@ mod tests {
     }
 
     #[test]
+    fn park_after_an_in_place_retreat_hands_on_the_callers_current_mdl() {
+        // Found by the nb_cursor fuzz target: data start at the very end of the chain, the caller's
+        // CurrentMdl is the last MDL with CurrentMdlOffset == ByteCount; after an in-place retreat and
+        // the advance back, NDIS's walk leaves CurrentMdl NULL (an equivalent normalisation). The NB
+        // handed on must carry the caller's exact five fields.
+        let mut c = Chain::new(&[6, 6], 12, 0);
+        let m1 = c.mdls[1];
+        c.nb_mut().CurrentMdl = m1;
+        c.nb_mut().CurrentMdlOffset = 6;
+        // SAFETY: (test) valid NB.
+        let mut rec = unsafe { RetreatRecord::capture(c.nb()) };
+        c.normalise();
+        assert!(c.nb_mut().CurrentMdl.is_null());
+        // SAFETY: (test) valid NB; the data start is where recorded, no MDL was allocated.
+        unsafe { park(c.nb(), &mut rec) }.unwrap();
+        assert!(rec.parked.is_null());
+        // SAFETY: (test) as above.
+        assert!(unsafe { rec.matches(c.nb()) }, "park handed on another CurrentMdl");
+        assert_eq!(c.nb_mut().CurrentMdl, m1);
+        assert_eq!(c.nb_mut().CurrentMdlOffset, 6);
+    }
+
+    #[test]
     fn free_advance_is_safe_only_when_the_head_holds_the_data_start() {
         let c = Chain::new(&[8, 8], 3, 10);
         // SAFETY: (test) valid NB.
