@@ -341,7 +341,8 @@ pub unsafe fn advance_keep(nb: *mut NET_BUFFER, rec: &mut RetreatRecord, delta: 
 /// driver has exactly the caller's geometry while the MDL stays allocated (in flight) in `rec.parked`
 /// until [`restore`]. Handing an NB on with our MDL still at the head of its chain, wholly in unused
 /// space, would let any driver below or above that retreats in place and then advances with
-/// FreeMdl = TRUE free our MDL with its own handler (ndis-contract.md §2.3 point 4). Does nothing when
+/// FreeMdl = TRUE free our MDL with its own handler (ndis-contract.md §2.3 point 4). Only puts the
+/// recorded fields back (CurrentMdl may come back from the advance in another normalisation) when
 /// the retreat allocated no MDL. IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
@@ -354,11 +355,14 @@ pub unsafe fn park(nb: *mut NET_BUFFER, rec: &mut RetreatRecord) -> Result<(), N
         return Err(NbError::Inconsistent);
     }
     if head == rec.mdl_chain {
-        return if data_offset == rec.data_offset {
-            Ok(())
-        } else {
-            Err(NbError::Inconsistent)
-        };
+        if data_offset != rec.data_offset {
+            return Err(NbError::Inconsistent);
+        }
+        // Nothing to take off, but the advance back may have left CurrentMdl in another (equivalent)
+        // normalisation: hand the NB on with the caller's exact fields.
+        // SAFETY: valid, owned NB; same chain and data start as recorded.
+        unsafe { rec.apply(nb) };
+        return Ok(());
     }
     if head.is_null() {
         return Err(NbError::Inconsistent);
@@ -726,7 +730,10 @@ mod tests {
         unsafe { park(c.nb(), &mut rec) }.unwrap();
         assert!(rec.parked.is_null());
         // SAFETY: (test) as above.
-        assert!(unsafe { rec.matches(c.nb()) }, "park handed on another CurrentMdl");
+        assert!(
+            unsafe { rec.matches(c.nb()) },
+            "park handed on another CurrentMdl"
+        );
         assert_eq!(c.nb_mut().CurrentMdl, m1);
         assert_eq!(c.nb_mut().CurrentMdlOffset, 6);
     }
