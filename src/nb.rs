@@ -730,10 +730,8 @@ mod tests {
         unsafe { park(c.nb(), &mut rec) }.unwrap();
         assert!(rec.parked.is_null());
         // SAFETY: (test) as above.
-        assert!(
-            unsafe { rec.matches(c.nb()) },
-            "park handed on another CurrentMdl"
-        );
+        let same = unsafe { rec.matches(c.nb()) };
+        assert!(same, "park handed on another CurrentMdl");
         assert_eq!(c.nb_mut().CurrentMdl, m1);
         assert_eq!(c.nb_mut().CurrentMdlOffset, 6);
     }

@@ -25,8 +25,11 @@ pub use filter_ops::filter_ops;
 pub use nb_cursor::nb_cursor;
 pub use transforms::transforms;
 
+/// A target: runs one input, panics on a broken property.
+pub type Target = fn(&[u8]);
+
 /// The targets by name (the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*`).
-pub const TARGETS: [(&str, fn(&[u8])); 3] = [
+pub const TARGETS: [(&str, Target); 3] = [
     ("nb_cursor", nb_cursor),
     ("transforms", transforms),
     ("filter_ops", filter_ops),

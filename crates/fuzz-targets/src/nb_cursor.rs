@@ -205,11 +205,8 @@ fn scenario(
         let r = unsafe { nb::write_at(nbp, len_total - len as u32, &too_far) };
         assert_eq!(r, Err(nb::NbError::TooShort));
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { chain::data(nbp) },
-            data_now,
-            "a cursor write changed bytes"
-        );
+        let after_writes = unsafe { chain::data(nbp) };
+        assert_eq!(after_writes, data_now, "a cursor write changed bytes");
     }
 
     // Advance back some or all of it, maybe park, then restore.
