@@ -73,7 +73,6 @@ pub fn filter_ops(data: &[u8]) {
     let sim = Sim::start(SimConfig {
         cpus,
         deterministic: true,
-        echo: false,
         ..SimConfig::default()
     });
     let drv = sim.load_driver(mdlpool::DriverEntry);
@@ -333,14 +332,21 @@ fn step(
         }
         8 => match u.int_in_range(0..=3u8)? {
             0 => {
+                // Decode everything first: the module must be Running again before this step can
+                // stop on a short input.
+                let while_paused = if u.arbitrary()? {
+                    Some(vec![frame(u)?])
+                } else {
+                    None
+                };
+                let seed = u.arbitrary::<u64>()?;
                 bind_thread_to_cpu(0);
                 for s in SITES {
                     sim.clear_injection(s);
                 }
                 nic.pause().expect("FilterPause");
                 // A send while paused is completed with NDIS_STATUS_PAUSED (nothing on the wire).
-                if u.arbitrary()? {
-                    let mut f = vec![frame(u)?];
+                if let Some(mut f) = while_paused {
                     let mut shape = NblShape::default();
                     for_neighbors(run, &mut f, &mut shape);
                     nic.send_frames(&shape, &f, 0);
@@ -352,7 +358,7 @@ fn step(
                         AllocSite::NblContext,
                         FaultRule::Rate {
                             per_million: 200_000,
-                            seed: u.arbitrary()?,
+                            seed,
                         },
                     );
                 }

@@ -25,7 +25,6 @@ pub fn nb_cursor(data: &[u8]) {
     let sim = Sim::start(SimConfig {
         cpus: 1,
         deterministic: true,
-        echo: false,
         ..SimConfig::default()
     });
     let use_pool = u.arbitrary::<bool>().unwrap_or(true);
