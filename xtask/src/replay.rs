@@ -206,6 +206,18 @@ pub fn replay_mode(
     mode: &str,
     cpus: usize,
 ) -> Result<(u64, u64, sysrun::stats::StatsDump), String> {
+    replay_mode_with(sys, frames, mode, cpus, vlan_expected)
+}
+
+/// [`replay_mode`] with the model of the expected frames given (the tests give a wrong one to prove
+/// the check fails).
+fn replay_mode_with(
+    sys: &Path,
+    frames: &[Vec<u8>],
+    mode: &str,
+    cpus: usize,
+    model: fn(&[u8], Option<u16>) -> Vec<u8>,
+) -> Result<(u64, u64, sysrun::stats::StatsDump), String> {
     use ndis_sim::{kernel, AdapterConfig, ConfigValue, NblShape, Sim, SimConfig};
     use ndis_sys::{DISPATCH_LEVEL, NDIS_RECEIVE_FLAGS_RESOURCES, PASSIVE_LEVEL};
 
@@ -293,8 +305,8 @@ pub fn replay_mode(
             break;
         }
         for (i, f) in chunk.iter().enumerate() {
-            let want_wire = vlan_expected(f, send_tci);
-            let want_up = vlan_expected(f, recv_tci);
+            let want_wire = model(f, send_tci);
+            let want_up = model(f, recv_tci);
             if wire[i].bytes != want_wire {
                 failure = Some(format!(
                     "frame {} ({}, {} bytes, layout {lens:?}+{off}) differs on the wire in mode {mode}",
@@ -433,6 +445,38 @@ mod tests {
         }
         assert!(t.largest >= 9000 && t.over_1514 > 0, "{}", t.render());
         assert_eq!(v4.truncated + v6.truncated + jumbo.truncated, 0);
+    }
+
+    #[test]
+    fn every_committed_capture_replays_through_the_shipped_image_in_every_mode() {
+        let sys = sysrun::testing::package_sys().unwrap_or_else(|e| panic!("{e}"));
+        for name in ["ipv4.pcap", "ipv6.pcapng", "jumbo-9000.pcapng"] {
+            let cap = read_capture(&captures().join(name)).unwrap();
+            for mode in ["exercise", "vlan", "passthrough"] {
+                let (down, up, dump) = replay_mode(&sys, &cap.frames, mode, 2)
+                    .unwrap_or_else(|e| panic!("{name} in {mode}: {e}"));
+                assert_eq!(
+                    (down, up),
+                    (cap.frames.len() as u64, cap.frames.len() as u64)
+                );
+                assert_eq!(dump.totals().in_flight, 0, "{name} in {mode}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_off_the_model_fails_the_replay() {
+        // The image tags in vlan mode; a model that expects untagged frames must see the difference.
+        fn never_tags(f: &[u8], _: Option<u16>) -> Vec<u8> {
+            f.to_vec()
+        }
+        let sys = sysrun::testing::package_sys().unwrap_or_else(|e| panic!("{e}"));
+        let cap = read_capture(&captures().join("ipv6.pcapng")).unwrap();
+        let r = replay_mode_with(&sys, &cap.frames, "vlan", 2, never_tags);
+        let Err(e) = r else {
+            panic!("the wrong model must fail the replay");
+        };
+        assert!(e.contains("differs on the wire in mode vlan"), "{e}");
     }
 
     #[test]
