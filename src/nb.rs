@@ -352,7 +352,8 @@ pub unsafe fn advance_keep(nb: *mut NET_BUFFER, rec: &mut RetreatRecord, delta: 
 /// driver has exactly the caller's geometry while the MDL stays allocated (in flight) in `rec.parked`
 /// until [`restore`]. Handing an NB on with our MDL still at the head of its chain, wholly in unused
 /// space, would let any driver below or above that retreats in place and then advances with
-/// FreeMdl = TRUE free our MDL with its own handler (ndis-contract.md §2.3 point 4). Does nothing when
+/// FreeMdl = TRUE free our MDL with its own handler (ndis-contract.md §2.3 point 4). Only puts the
+/// recorded fields back (CurrentMdl may come back from the advance in another normalisation) when
 /// the retreat allocated no MDL. IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
@@ -365,11 +366,14 @@ pub unsafe fn park(nb: *mut NET_BUFFER, rec: &mut RetreatRecord) -> Result<(), N
         return Err(NbError::Inconsistent);
     }
     if head == rec.mdl_chain {
-        return if data_offset == rec.data_offset {
-            Ok(())
-        } else {
-            Err(NbError::Inconsistent)
-        };
+        if data_offset != rec.data_offset {
+            return Err(NbError::Inconsistent);
+        }
+        // Nothing to take off, but the advance back may have left CurrentMdl in another (equivalent)
+        // normalisation: hand the NB on with the caller's exact fields.
+        // SAFETY: valid, owned NB; same chain and data start as recorded.
+        unsafe { rec.apply(nb) };
+        return Ok(());
     }
     if head.is_null() {
         return Err(NbError::Inconsistent);
@@ -836,6 +840,30 @@ mod tests {
         // SAFETY: (test) as above.
         assert!(unsafe { rec.matches(c.nb()) });
         assert_eq!(c.nb_mut().CurrentMdl, m0);
+        assert_eq!(c.nb_mut().CurrentMdlOffset, 6);
+    }
+
+    #[test]
+    fn park_after_an_in_place_retreat_hands_on_the_callers_current_mdl() {
+        // Found by the nb_cursor fuzz target: data start at the very end of the chain, the caller's
+        // CurrentMdl is the last MDL with CurrentMdlOffset == ByteCount; after an in-place retreat and
+        // the advance back, NDIS's walk leaves CurrentMdl NULL (an equivalent normalisation). The NB
+        // handed on must carry the caller's exact five fields.
+        let mut c = Chain::new(&[6, 6], 12, 0);
+        let m1 = c.mdls[1];
+        c.nb_mut().CurrentMdl = m1;
+        c.nb_mut().CurrentMdlOffset = 6;
+        // SAFETY: (test) valid NB.
+        let mut rec = unsafe { RetreatRecord::capture(c.nb()) };
+        c.normalise();
+        assert!(c.nb_mut().CurrentMdl.is_null());
+        // SAFETY: (test) valid NB; the data start is where recorded, no MDL was allocated.
+        unsafe { park(c.nb(), &mut rec) }.unwrap();
+        assert!(rec.parked.is_null());
+        // SAFETY: (test) as above.
+        let same = unsafe { rec.matches(c.nb()) };
+        assert!(same, "park handed on another CurrentMdl");
+        assert_eq!(c.nb_mut().CurrentMdl, m1);
         assert_eq!(c.nb_mut().CurrentMdlOffset, 6);
     }
 

@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 mod bench;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod replay;
 mod simulate;
 
 use xtask::package::{self, Options};

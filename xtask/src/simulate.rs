@@ -8,12 +8,19 @@
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
-  simulate [--mode exercise|vlan] [--seconds N] [--cpus N] [--sys PATH]
+  simulate [--mode exercise|vlan] [--seconds N] [--cpus N] [--sys PATH] [--pcap FILE]
       Load the amd64 mdlpool.sys (built now with `package --target amd64`, or
       the image at PATH) into ndis-sim with sysrun, attach it to a simulated
       adapter, run traffic both ways on N virtual CPUs (default 2) for N
       seconds (default 5) with a progress line, then pause, detach, unload and
       print the pool statistics table read from the image's MdlPoolStats.
+      With --pcap FILE (pcap or pcapng, Ethernet): instead of generated
+      traffic, send every frame of the capture down and indicate it up, in
+      capture order over the virtual CPUs and varying MDL layouts, check the
+      frames on the wire and at the protocol byte for byte (exercise and
+      passthrough: identical; vlan: tagged as configured), in the --mode given
+      or, without --mode, in every mode; print per-protocol counts and the
+      pool table. Make captures with xtask/captures/make.sh.
       Needs an x86_64 Linux host and node (for windbg/mdlpool.js).
 ";
 
@@ -24,6 +31,10 @@ pub struct SimulateOptions {
     pub seconds: u64,
     pub cpus: usize,
     pub sys: Option<PathBuf>,
+    /// Replay this capture instead of generated traffic.
+    pub pcap: Option<PathBuf>,
+    /// Whether --mode was given (a capture replay runs every mode otherwise).
+    pub mode_given: bool,
 }
 
 pub fn parse(args: &[String]) -> Result<SimulateOptions, String> {
@@ -32,6 +43,8 @@ pub fn parse(args: &[String]) -> Result<SimulateOptions, String> {
         seconds: 5,
         cpus: 2,
         sys: None,
+        pcap: None,
+        mode_given: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -43,6 +56,7 @@ pub fn parse(args: &[String]) -> Result<SimulateOptions, String> {
         match a.as_str() {
             "--mode" => {
                 o.mode = value("--mode")?;
+                o.mode_given = true;
                 if o.mode != "exercise" && o.mode != "vlan" {
                     return Err(format!("unknown mode {:?}: exercise or vlan", o.mode));
                 }
@@ -64,6 +78,7 @@ pub fn parse(args: &[String]) -> Result<SimulateOptions, String> {
                 }
             }
             "--sys" => o.sys = Some(PathBuf::from(value("--sys")?)),
+            "--pcap" => o.pcap = Some(PathBuf::from(value("--pcap")?)),
             other => return Err(format!("unknown argument {other:?}\n\nusage:\n{USAGE}")),
         }
     }
@@ -124,6 +139,14 @@ mod linux {
                 package::package_dir(Arch::Amd64).join(xtask::names::SYS_FILE)
             }
         };
+        if let Some(pcap) = &o.pcap {
+            let modes: Vec<&str> = if o.mode_given {
+                vec![o.mode.as_str()]
+            } else {
+                vec!["exercise", "vlan", "passthrough"]
+            };
+            return crate::replay::run(&sys, pcap, &modes, o.cpus);
+        }
         // Refuse a bad image before starting anything, with the loader's own error.
         let image = sysrun::LoadedImage::load(&sys).map_err(|e| e.to_string())?;
         println!(
@@ -285,8 +308,12 @@ mod tests {
             "4",
             "--sys",
             "x.sys",
+            "--pcap",
+            "c.pcapng",
         ]))
         .unwrap();
+        assert!(o.mode_given);
+        assert_eq!(o.pcap.as_deref().and_then(|p| p.to_str()), Some("c.pcapng"));
         assert_eq!((o.mode.as_str(), o.seconds, o.cpus), ("vlan", 2, 4));
         assert_eq!(o.sys.unwrap().to_str(), Some("x.sys"));
     }
@@ -299,6 +326,7 @@ mod tests {
             &["--seconds", "x"],
             &["--cpus", "0"],
             &["--cpus"],
+            &["--pcap"],
             &["--frobnicate"],
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad:?}");

@@ -740,6 +740,31 @@ impl Adapter {
         n
     }
 
+    /// The protocol sends `frames` (NB k carries `frames[k]`) in NBLs of `shape.nbs_per_nbl` NBs, with
+    /// `shape`'s MDL layout, DataOffset and 802.1Q info (its `nbls` and `frame_len` are ignored), at the
+    /// caller's IRQL. Returns the NBL count. For traffic given from outside, e.g. a capture.
+    pub fn send_frames(&self, shape: &NblShape, frames: &[Vec<u8>], flags: u32) -> usize {
+        let _g = race::gate_shared();
+        let claimed = race::claim_send(self.id);
+        let n = stack::protocol_send_frames(self.id, shape, Some(frames), flags);
+        if claimed {
+            race::release_send(self.id);
+        }
+        n
+    }
+
+    /// The miniport indicates `frames` as [`send_frames`](Self::send_frames) lays them out, with
+    /// `flags`, at the caller's IRQL.
+    pub fn indicate_frames(&self, shape: &NblShape, frames: &[Vec<u8>], flags: u32) -> usize {
+        let _g = race::gate_shared();
+        let claimed = race::claim_indicate(self.id);
+        let n = stack::miniport_indicate_frames(self.id, shape, Some(frames), flags);
+        if claimed {
+            race::release(self.id);
+        }
+        n
+    }
+
     /// Sends queued at the miniport, in arrival order.
     pub fn pending_sends(&self) -> usize {
         stack::stack().adapters[self.id].mp_pending.len()

@@ -500,28 +500,42 @@ fn build_chain(shape: &NblShape, frame: &[u8]) -> *mut MDL {
 }
 
 /// Builds a simulator NBL chain of `shape` from `pool`; returns (chain head, list, frames digest, nbs).
+/// With `frames`, NB k (in chain order) carries `frames[k]` instead of a [`make_frame`] frame, and the
+/// chain has `frames.len().div_ceil(nbs_per_nbl)` NBLs (the last may have fewer NBs).
 fn build_nbls(
     id: usize,
     pool: usize,
     creator: Creator,
     shape: &NblShape,
     source: usize,
+    frames: Option<&[Vec<u8>]>,
 ) -> (Vec<*mut NET_BUFFER_LIST>, u64, u64) {
     let (used, backfill) = nbl_context_of(id, creator);
     let mut list = Vec::new();
     let mut digest = 0u64;
     let mut nbs = 0u64;
-    for i in 0..shape.nbls {
+    let per = shape.nbs_per_nbl.max(1);
+    let nbl_count = frames.map_or(shape.nbls, |f| f.len().div_ceil(per));
+    let mut given = frames.map(|f| f.iter());
+    for i in 0..nbl_count {
         let nbl = nbl::alloc_nbl(pool, used, backfill, creator, id);
         assert!(!nbl.is_null(), "simulator NBL allocation failed");
         nbl::fill_owner_context(nbl, i as u8);
-        for j in 0..shape.nbs_per_nbl.max(1) {
-            let seq = {
-                let mut s = stack();
-                s.seq += 1;
-                s.seq
+        for j in 0..per {
+            let frame = match given.as_mut() {
+                Some(it) => match it.next() {
+                    Some(f) => f.clone(),
+                    None => break,
+                },
+                None => {
+                    let seq = {
+                        let mut s = stack();
+                        s.seq += 1;
+                        s.seq
+                    };
+                    make_frame(seq, shape.frame_len)
+                }
             };
-            let frame = make_frame(seq, shape.frame_len);
             digest = digest_add(digest, &frame);
             nbs += 1;
             let chain = build_chain(shape, &frame);
@@ -585,6 +599,16 @@ fn link(list: &[*mut NET_BUFFER_LIST]) -> *mut NET_BUFFER_LIST {
 
 /// The protocol sends a chain built from `shape` at the caller's IRQL. Returns the NBL count.
 pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> usize {
+    protocol_send_frames(id, shape, None, extra_flags)
+}
+
+/// [`protocol_send`] with the NBs carrying `frames` (in order) when given.
+pub(crate) fn protocol_send_frames(
+    id: usize,
+    shape: &NblShape,
+    frames: Option<&[Vec<u8>]>,
+    extra_flags: u32,
+) -> usize {
     let (pool, src) = {
         let s = stack();
         (s.adapters[id].proto_pool, s.adapters[id].proto_pool)
@@ -595,7 +619,7 @@ pub(crate) fn protocol_send(id: usize, shape: &NblShape, extra_flags: u32) -> us
         data_offset: shape.data_offset + if honour { top_backfill(id).0 } else { 0 },
         ..shape.clone()
     };
-    let (list, digest, nbs) = build_nbls(id, pool, Creator::Protocol(id), shape, src);
+    let (list, digest, nbs) = build_nbls(id, pool, Creator::Protocol(id), shape, src, frames);
     {
         let mut s = stack();
         let a = &mut s.adapters[id];
@@ -860,8 +884,18 @@ pub(crate) fn protocol_complete(id: usize, list: &[*mut NET_BUFFER_LIST]) {
 /// The miniport indicates a chain built from `shape` with `flags` (DISPATCH_LEVEL added from the
 /// IRQL). Returns the NBL count.
 pub(crate) fn miniport_indicate(id: usize, shape: &NblShape, flags: u32) -> usize {
+    miniport_indicate_frames(id, shape, None, flags)
+}
+
+/// [`miniport_indicate`] with the NBs carrying `frames` (in order) when given.
+pub(crate) fn miniport_indicate_frames(
+    id: usize,
+    shape: &NblShape,
+    frames: Option<&[Vec<u8>]>,
+    flags: u32,
+) -> usize {
     let pool = stack().adapters[id].mp_pool;
-    let (list, digest, nbs) = build_nbls(id, pool, Creator::Miniport(id), shape, pool);
+    let (list, digest, nbs) = build_nbls(id, pool, Creator::Miniport(id), shape, pool, frames);
     let resources = flags & NDIS_RECEIVE_FLAGS_RESOURCES != 0;
     {
         let mut s = stack();
