@@ -1,8 +1,8 @@
 //! Where the retreat records live: the NBL context area.
 //!
 //! **Decision (DESIGN §5 "Retreat record").** Each NBL the filter transforms gets one context block from
-//! `NdisAllocateNetBufferListContext(nbl, 24 + 40 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
-//! [`NblContextHeader`] followed by one 40-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
+//! `NdisAllocateNetBufferListContext(nbl, 24 + 48 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
+//! [`NblContextHeader`] followed by one 48-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
 //! multiples of `sizeof(PVOID)` as the routine requires, and the size fits the routine's `USHORT` for
 //! up to [`MAX_NBS`] NBs (an NBL with more is completed with NDIS_STATUS_RESOURCES / dropped, counted).
 //! NDIS carves the block out of the NBL's context backfill when the allocator of the NBL left room
@@ -31,7 +31,7 @@ pub const CONTEXT_MAGIC: u32 = u32::from_le_bytes(*b"MdlC");
 pub mod flags {
     /// The exercise transform ran on every NB.
     pub const EXERCISE: u16 = 0x1;
-    /// The vlan transform ran (NBs whose record has `outstanding == 4` carry an inserted tag).
+    /// The vlan transform ran (NBs whose record has a non-zero `vlan` carry an inserted tag).
     pub const VLAN: u16 = 0x2;
     /// `Ieee8021QNetBufferListInfo` was cleared; `saved_8021q` holds the original.
     pub const OOB_CLEARED: u16 = 0x4;
@@ -169,7 +169,7 @@ impl NblContext {
             return None;
         }
         // SAFETY: records follow the header inside the block; `i < nb_count`; the block is
-        // pointer-aligned and each record is 40 bytes, so the record is aligned.
+        // pointer-aligned and each record is 48 bytes, so the record is aligned.
         Some(unsafe {
             &mut *((self.header as *mut u8).add(HEADER_BYTES) as *mut RetreatRecord).add(i)
         })
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_documented_rules() {
-        assert_eq!(context_size(1), Some(64));
+        assert_eq!(context_size(1), Some(72));
         assert_eq!(context_size(0), Some(24));
         for n in [1, 2, 3, 17, MAX_NBS] {
             let s = context_size(n).unwrap();

@@ -121,7 +121,7 @@ pub unsafe fn transform_nbl(
                 written += b as u64;
             }),
             // SAFETY: as above.
-            Some(t) => unsafe { vlan::insert(nbp, rec, t, 0, handlers) }.map(|did| {
+            Some(t) => unsafe { vlan::insert(nbp, rec, t, handlers) }.map(|did| {
                 if did {
                     inserted += 1;
                     written += vlan::TAG_BYTES as u64;
@@ -225,10 +225,11 @@ unsafe fn undo_nbs(nbl: *mut NET_BUFFER_LIST, ctx: &mut NblContext, n: usize, ta
             tally.restores_inconsistent += 1;
             continue;
         }
-        if vlan && rec.outstanding == vlan::TAG_BYTES {
-            // SAFETY: this NB carries a tag we inserted and is still retreated by 4.
-            if unsafe { vlan::remove_inserted(nbp) }.is_err() {
+        if vlan && vlan::Inserted::of(rec) != vlan::Inserted::Nothing {
+            // SAFETY: this NB carries a tag we inserted as `rec` says.
+            if unsafe { vlan::remove_inserted(nbp, rec) }.is_err() {
                 tally.restores_inconsistent += 1;
+                continue;
             }
         }
         // SAFETY: valid, owned NB; the record is its own.

@@ -339,6 +339,15 @@ pub(crate) unsafe fn nb_frame(nb: *const NET_BUFFER) -> Option<Vec<u8>> {
     }
 }
 
+/// The bytes of an NB's chain in front of its data start (`[0, DataOffset)`): its unused space.
+///
+/// # Safety
+/// As [`nb_frame`].
+pub(crate) unsafe fn nb_headroom(nb: *const NET_BUFFER) -> Option<Vec<u8>> {
+    // SAFETY: caller's guarantee.
+    unsafe { read_chain((*nb).MdlChain, 0, (*nb).DataOffset as usize) }
+}
+
 /// The NBs of an NBL, bounded.
 ///
 /// # Safety
@@ -413,6 +422,9 @@ pub(crate) struct NbSnap {
     /// (address, ByteCount, Next, va) of each MDL of the original chain.
     pub mdls: Vec<(usize, u32, usize, usize)>,
     pub frame: Vec<u8>,
+    /// The chain's bytes in front of the data start (`[0, DataOffset)`), compared by the
+    /// HEADROOM_CORRUPTED check.
+    pub headroom: Vec<u8>,
 }
 
 /// What one NBL looked like when its owner handed it out.
@@ -459,6 +471,7 @@ pub(crate) unsafe fn snapshot(nbl: *const NET_BUFFER_LIST) -> NblSnap {
                     current_mdl_offset: n.CurrentMdlOffset,
                     mdls,
                     frame: nb_frame(nb).unwrap_or_default(),
+                    headroom: nb_headroom(nb).unwrap_or_default(),
                 }
             })
             .collect();
@@ -632,6 +645,30 @@ pub(crate) unsafe fn check_restored(
                     rules::DATA_CORRUPTED,
                     *nb as usize,
                     format!("{context}: frame no longer readable"),
+                );
+                ok = false;
+            }
+        }
+        // SAFETY: as above; the fields equal the snapshot, so the same bytes are read.
+        match unsafe { nb_headroom(*nb) } {
+            Some(h) if h == s.headroom => {}
+            h => {
+                let h = h.unwrap_or_default();
+                let at = h
+                    .iter()
+                    .zip(&s.headroom)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(h.len().min(s.headroom.len()));
+                verifier::report(
+                    rules::HEADROOM_CORRUPTED,
+                    *nb as usize,
+                    format!(
+                        "{context}: unused byte {at} of {} in front of the data start differs \
+                         ({:#04x?}, handed out {:#04x?})",
+                        s.headroom.len(),
+                        h.get(at),
+                        s.headroom.get(at)
+                    ),
                 );
                 ok = false;
             }

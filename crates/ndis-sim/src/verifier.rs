@@ -109,6 +109,15 @@ pub mod rules {
     pub const TIMER_MISUSE: &str = "TIMER_MISUSE";
     /// An OID clone freed twice or not freed, or the original completed before the clone was freed.
     pub const OID_MISUSE: &str = "OID_MISUSE";
+    /// A completed/returned NB whose unused space in front of the data start (the chain's bytes
+    /// `[0, DataOffset)`) differs from what its owner handed out. Receive: DOCUMENTED that a driver
+    /// that advances past a header it used leaves that header "in the buffer in the unused data
+    /// space" (learn.microsoft.com, "Retreat and Advance Operations"), and that retreating on return
+    /// gives it back to the lower driver; INFERRED that a miniport or lower filter may read it again
+    /// once the NBL is back, so an upper driver that writes there must put it back. Send: stricter
+    /// than Windows (a protocol's send backfill is documented as room for lower drivers' headers),
+    /// held to because the driver under test claims an exact restore of its callers' buffers.
+    pub const HEADROOM_CORRUPTED: &str = "HEADROOM_CORRUPTED";
 }
 
 /// One verifier finding.

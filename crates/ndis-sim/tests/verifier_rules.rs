@@ -551,3 +551,8 @@ fn pause_hold_with_a_correct_filter_is_clean() {
     sim.unload(drv);
     sim.finish();
 }
+
+#[test]
+fn headroom_corrupted() {
+    scenario(Bad::ScribbleHeadroom, &[rules::HEADROOM_CORRUPTED]);
+}

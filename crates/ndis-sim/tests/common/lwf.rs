@@ -69,6 +69,10 @@ pub enum Bad {
     /// Marks each send it forwards (an NBL context, freed on completion), pends the pause while
     /// sends are out, but calls NdisFPauseComplete on the *first* completion instead of the last.
     PauseCompletesEarly,
+    /// On receive, retreats each NB by one byte in place, writes that byte (the byte in front of the
+    /// data start, which belongs to the miniport), and advances back before indicating: the NB's
+    /// fields and data are as handed out, its unused space is not.
+    ScribbleHeadroom,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -559,6 +563,29 @@ unsafe extern "system" fn receive(
     {
         m.held.store(nbls, SeqCst);
         return;
+    }
+    if bad() == Bad::ScribbleHeadroom {
+        let mut n = nbls;
+        while !n.is_null() {
+            // SAFETY: NBLs handed to us, with valid NBs and mapped simulator MDLs; the retreat is in
+            // place (the scenario's DataOffset is 6), so the byte written lies in the caller's chain.
+            unsafe {
+                let mut nb = (*n).FirstNetBuffer;
+                while !nb.is_null() {
+                    if (*nb).DataOffset >= 1
+                        && NdisRetreatNetBufferDataStart(nb, 1, 0, None) == NDIS_STATUS_SUCCESS
+                    {
+                        let m = (*nb).CurrentMdl;
+                        let p =
+                            (MdlMappedSystemVa(m) as *mut u8).add((*nb).CurrentMdlOffset as usize);
+                        *p ^= 0x5A;
+                        NdisAdvanceNetBufferDataStart(nb, 1, FALSE, None);
+                    }
+                    nb = (*nb).Next;
+                }
+                n = (*n).Next;
+            }
+        }
     }
     let count = if bad() == Bad::WrongReceiveCount {
         count + 1
