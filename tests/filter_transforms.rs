@@ -20,6 +20,9 @@ fn layouts() -> Vec<(&'static str, Vec<u32>, u32)> {
         ("foreign-unused-head-alloc", vec![2, 200], 2),
         ("zero-length-head", vec![0, 200], 0),
         ("many-small-mdls", vec![3, 5, 7, 11, 13, 200], 3),
+        ("offset-4-exactly", vec![], 4),
+        ("header-split-by-caller", vec![42, 8, 200], 36),
+        ("offset-2-header-alone-in-its-mdl", vec![16, 200], 2),
     ]
 }
 
@@ -145,6 +148,11 @@ fn check_tagged(frames: &[Frame], tci: u16, what: &str) {
         assert_eq!(
             f.ieee8021q, 0,
             "{what}: OOB info must be cleared when the tag is inline"
+        );
+        assert!(
+            f.mac_contiguous,
+            "{what}: the tagged MAC header must lie in the MDL holding the data start, whatever \
+             the caller's layout"
         );
     }
 }

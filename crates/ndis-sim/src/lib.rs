@@ -67,6 +67,7 @@ pub mod nbl;
 pub mod stack;
 pub mod testkit;
 pub mod verifier;
+pub mod wire;
 
 pub use abi::{exports, find_export, Abi, Export};
 pub use fault::{AllocRequest, AllocSite, FaultRule};

@@ -425,6 +425,9 @@ pub(crate) struct NbSnap {
     /// The chain's bytes in front of the data start (`[0, DataOffset)`), compared by the
     /// HEADROOM_CORRUPTED check.
     pub headroom: Vec<u8>,
+    /// Whether its MAC header lay in the MDL holding the data start (MAC_HEADER_SPLIT judges only
+    /// frames handed out that way).
+    pub mac_contiguous: bool,
 }
 
 /// What one NBL looked like when its owner handed it out.
@@ -472,6 +475,10 @@ pub(crate) unsafe fn snapshot(nbl: *const NET_BUFFER_LIST) -> NblSnap {
                     mdls,
                     frame: nb_frame(nb).unwrap_or_default(),
                     headroom: nb_headroom(nb).unwrap_or_default(),
+                    mac_contiguous: {
+                        let f = nb_frame(nb).unwrap_or_default();
+                        crate::wire::head_contiguous(nb, crate::wire::mac_header_len(&f))
+                    },
                 }
             })
             .collect();

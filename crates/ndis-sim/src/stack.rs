@@ -50,6 +50,8 @@ pub struct Frame {
     pub bytes: Vec<u8>,
     /// The NBL's Ieee8021QNetBufferListInfo value.
     pub ieee8021q: usize,
+    /// Whether the MAC header (14 bytes, 18 when tagged) lay in the MDL holding the data start.
+    pub mac_contiguous: bool,
     /// Virtual CPU it was seen on.
     pub cpu: usize,
 }
@@ -586,8 +588,11 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
         }
         // SAFETY: a registered NBL handed to the miniport; walks are bounded.
         unsafe {
-            for nb in nbl::nbs_of(n) {
-                nbl::check_nb_consistent("send reaching the miniport", nb);
+            let sent = stack().adapters[id].sent.get(&(n as usize)).cloned();
+            for (i, nb) in nbl::nbs_of(n).into_iter().enumerate() {
+                if nbl::check_nb_consistent("send reaching the miniport", nb) {
+                    crate::wire::judge_nb(i, nb, sent.as_ref());
+                }
                 neighbor_header_round_trip(nb, neighbor);
                 let mut m = (*nb).MdlChain;
                 let mut hops = 0;
@@ -597,9 +602,12 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
                     hops += 1;
                 }
                 let bytes = nbl::nb_frame(nb).unwrap_or_default();
+                let mac_contiguous =
+                    crate::wire::head_contiguous(nb, crate::wire::mac_header_len(&bytes));
                 frames.push(Frame {
                     bytes,
                     ieee8021q: (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
+                    mac_contiguous,
                     cpu,
                 });
             }
@@ -866,9 +874,12 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
                 nbl::check_nb_consistent("receive reaching the protocol", nb);
                 neighbor_header_round_trip(nb, neighbor);
                 let bytes = nbl::nb_frame(nb).unwrap_or_default();
+                let mac_contiguous =
+                    crate::wire::head_contiguous(nb, crate::wire::mac_header_len(&bytes));
                 frames.push(Frame {
                     bytes,
                     ieee8021q: (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
+                    mac_contiguous,
                     cpu,
                 });
             }

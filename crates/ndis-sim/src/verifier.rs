@@ -118,6 +118,10 @@ pub mod rules {
     /// than Windows (a protocol's send backfill is documented as room for lower drivers' headers),
     /// held to because the driver under test claims an exact restore of its callers' buffers.
     pub const HEADROOM_CORRUPTED: &str = "HEADROOM_CORRUPTED";
+    /// A send reached the miniport with its MAC header (14 bytes, 18 when tagged) not wholly inside
+    /// the MDL holding the data start, although the protocol handed it down that way (evidence in
+    /// `wire.rs`).
+    pub const MAC_HEADER_SPLIT: &str = "MAC_HEADER_SPLIT";
 }
 
 /// One verifier finding.

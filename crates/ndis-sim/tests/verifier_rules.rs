@@ -154,6 +154,8 @@ fn mdl_bytecount_mismatch() {
             rules::MDL_BYTECOUNT_MISMATCH,
             rules::NB_NOT_RESTORED,
             rules::LEAKED_POOL,
+            // Its retreat also leaves the MAC header across two MDLs.
+            rules::MAC_HEADER_SPLIT,
         ],
     );
 }
@@ -555,4 +557,9 @@ fn pause_hold_with_a_correct_filter_is_clean() {
 #[test]
 fn headroom_corrupted() {
     scenario(Bad::ScribbleHeadroom, &[rules::HEADROOM_CORRUPTED]);
+}
+
+#[test]
+fn mac_header_split() {
+    scenario(Bad::SplitMacHeader, &[rules::MAC_HEADER_SPLIT]);
 }

@@ -73,6 +73,10 @@ pub enum Bad {
     /// data start, which belongs to the miniport), and advances back before indicating: the NB's
     /// fields and data are as handed out, its unused space is not.
     ScribbleHeadroom,
+    /// On send, retreats each first NB by DataOffset + 2 (the scenario's DataOffset 6), so NDIS prepends
+    /// a 2-byte MDL and the MAC header spans it and the caller's MDL; advances it away (FreeMdl) at
+    /// completion, so the NB comes back exactly as handed out.
+    SplitMacHeader,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -416,6 +420,13 @@ unsafe extern "system" fn send(
                         let _ = NdisRetreatNetBufferDataStart(nb, 2, 0, None);
                     }
                 }
+                Bad::SplitMacHeader => {
+                    let nb = (*n).FirstNetBuffer;
+                    if (*nb).DataOffset == 6 {
+                        let st = NdisRetreatNetBufferDataStart(nb, 8, 0, None);
+                        assert_eq!(st, NDIS_STATUS_SUCCESS);
+                    }
+                }
                 Bad::CorruptData => {
                     let nb = (*n).FirstNetBuffer;
                     let mut m = (*nb).CurrentMdl;
@@ -506,6 +517,12 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
             } else {
                 if bad() == Bad::OffByOneMdlOffset {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset -= 1;
+                }
+                if bad() == Bad::SplitMacHeader {
+                    let nb = (*n).FirstNetBuffer;
+                    if (*(*nb).MdlChain).ByteCount == 2 {
+                        NdisAdvanceNetBufferDataStart(nb, 8, TRUE, None);
+                    }
                 }
                 if bad() == Bad::PauseCompletesEarly {
                     NdisFreeNetBufferListContext(n, 16);
