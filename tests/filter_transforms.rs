@@ -34,6 +34,7 @@ fn shape(lens: &[u32], off: u32, nbls: usize, nbs: usize) -> NblShape {
         mdl_lengths: lens.to_vec(),
         data_offset: off,
         ieee8021q: 0,
+        offload: None,
     }
 }
 

@@ -745,6 +745,14 @@ fn build_attach_params(id: usize) -> Box<NDIS_FILTER_ATTACH_PARAMETERS> {
     p.MacAddressLength = 6;
     p.CurrentMacAddress[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1 + id as u8]);
     p.LowerIfIndex = 10 + id as u32;
+    // The miniport's offload configuration, valid for the duration of FilterAttach (the filter
+    // copies what it needs); kept with the strings below.
+    let offload = Box::leak(Box::new(a.cfg.nic_offload.ndis_offload()));
+    p.DefaultOffloadConfiguration = offload as *mut NDIS_OFFLOAD as PVOID;
+    LEAKED_OFFLOADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(offload as *mut NDIS_OFFLOAD as usize);
     // The strings live as long as the adapter record; reclaimed with the leak-free teardown of the
     // boxed pair below when the process ends (tiny, per attach).
     LEAKED_STRINGS
@@ -755,6 +763,7 @@ fn build_attach_params(id: usize) -> Box<NDIS_FILTER_ATTACH_PARAMETERS> {
 }
 
 static LEAKED_STRINGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+static LEAKED_OFFLOADS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
 /// Frees the attach-parameter string descriptors (end of a simulation).
 pub(crate) fn free_attach_strings() {
@@ -762,6 +771,11 @@ pub(crate) fn free_attach_strings() {
     for p in v {
         // SAFETY: each came from Box::leak of this exact type in build_attach_params.
         drop(unsafe { Box::from_raw(p as *mut [NDIS_STRING; 2]) });
+    }
+    let v = std::mem::take(&mut *LEAKED_OFFLOADS.lock().unwrap_or_else(|e| e.into_inner()));
+    for p in v {
+        // SAFETY: each came from Box::leak of this exact type in build_attach_params.
+        drop(unsafe { Box::from_raw(p as *mut NDIS_OFFLOAD) });
     }
 }
 

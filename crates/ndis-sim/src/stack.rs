@@ -52,6 +52,8 @@ pub struct Frame {
     pub ieee8021q: usize,
     /// Whether the MAC header (14 bytes, 18 when tagged) lay in the MDL holding the data start.
     pub mac_contiguous: bool,
+    /// The NBL's TcpIpChecksum, TcpLargeSend and UdpSegmentationOffload info values.
+    pub offload: [usize; 3],
     /// Virtual CPU it was seen on.
     pub cpu: usize,
 }
@@ -112,6 +114,12 @@ pub struct Counters {
     pub send_flags_seen: u32,
     /// OR of every NDIS_RECEIVE_FLAGS_* value the protocol was handed.
     pub receive_flags_seen: u32,
+    /// NBLs reaching the miniport that asked for each transmit offload: checksum, LSOv1, LSOv2, USO.
+    pub wire_offload_nbls: [u64; 4],
+    /// NBs reaching the miniport with an in-band 802.1Q/802.1ad tag.
+    pub wire_tagged_nbs: u64,
+    /// NBLs reaching the miniport with a tag in Ieee8021QNetBufferListInfo.
+    pub wire_oob_tagged_nbls: u64,
 }
 
 /// Per-adapter behaviour of the simulated miniport and protocol.
@@ -147,6 +155,13 @@ pub struct AdapterConfig {
     /// the miniport still holds sends and/or the protocol still holds receives, which are given back
     /// later (see [`PauseHold`]).
     pub pause_hold: Option<PauseHold>,
+    /// The miniport's MtuSize (bytes after the MAC header; OID_GEN_MAXIMUM_FRAME_SIZE). Frames
+    /// longer than MtuSize + 14 (+ 4 tagged, see [`crate::wire::NicOffload`]) are FRAME_TOO_LONG.
+    /// Default 1500.
+    pub mtu_size: u32,
+    /// The miniport's transmit offload capabilities (DefaultOffloadConfiguration at attach) that
+    /// sends are judged against.
+    pub nic_offload: crate::wire::NicOffload,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -219,6 +234,8 @@ impl Default for AdapterConfig {
             extra_receive_flags: 0,
             neighbor_header_bytes: 0,
             pause_hold: None,
+            mtu_size: 1500,
+            nic_offload: crate::wire::NicOffload::default(),
         }
     }
 }
@@ -396,6 +413,9 @@ pub struct NblShape {
     pub data_offset: u32,
     /// Ieee8021QNetBufferListInfo value to set on each NBL (0 = none).
     pub ieee8021q: usize,
+    /// A transmit offload the NBLs ask for: frames get real IP + TCP/UDP headers and the NBL the
+    /// matching info (see [`crate::wire::offload_frame`]). None: the plain pattern frame.
+    pub offload: Option<crate::wire::OffloadShape>,
 }
 
 impl Default for NblShape {
@@ -407,6 +427,7 @@ impl Default for NblShape {
             mdl_lengths: Vec::new(),
             data_offset: 0,
             ieee8021q: 0,
+            offload: None,
         }
     }
 }
@@ -469,7 +490,16 @@ fn build_nbls(
                 s.seq += 1;
                 s.seq
             };
-            let frame = make_frame(seq, shape.frame_len);
+            let (frame, infos) = match &shape.offload {
+                Some(o) => crate::wire::offload_frame(seq, shape.frame_len, o),
+                None => (make_frame(seq, shape.frame_len), [0; 3]),
+            };
+            if j == 0 {
+                for (slot, v) in crate::wire::OFFLOAD_INFO_SLOTS.iter().zip(infos) {
+                    // SAFETY: fresh simulator NBL.
+                    unsafe { (*nbl).NetBufferListInfo[*slot] = v as PVOID };
+                }
+            }
             digest = digest_add(digest, &frame);
             nbs += 1;
             let chain = build_chain(shape, &frame);
@@ -588,10 +618,22 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
         }
         // SAFETY: a registered NBL handed to the miniport; walks are bounded.
         unsafe {
-            let sent = stack().adapters[id].sent.get(&(n as usize)).cloned();
+            let (sent, nic, mtu) = {
+                let s = stack();
+                let a = &s.adapters[id];
+                (
+                    a.sent.get(&(n as usize)).cloned(),
+                    a.cfg.nic_offload,
+                    a.cfg.mtu_size,
+                )
+            };
+            let infos = crate::wire::OFFLOAD_INFO_SLOTS.map(|i| (*n).NetBufferListInfo[i] as usize);
             for (i, nb) in nbl::nbs_of(n).into_iter().enumerate() {
                 if nbl::check_nb_consistent("send reaching the miniport", nb) {
                     crate::wire::judge_nb(i, nb, sent.as_ref());
+                    if let Some(f) = nbl::nb_frame(nb) {
+                        crate::wire::judge_offload(nb as usize, &f, infos, &nic, mtu);
+                    }
                 }
                 neighbor_header_round_trip(nb, neighbor);
                 let mut m = (*nb).MdlChain;
@@ -608,6 +650,8 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
                     bytes,
                     ieee8021q: (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
                     mac_contiguous,
+                    offload: crate::wire::OFFLOAD_INFO_SLOTS
+                        .map(|i| (*n).NetBufferListInfo[i] as usize),
                     cpu,
                 });
             }
@@ -631,6 +675,23 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
         a.counters.wire_nbls += list.len() as u64;
         a.counters.wire_nbs += frames.len() as u64;
         a.counters.filter_originated_sends += originated;
+        for &n in &list {
+            // SAFETY: registered NBLs the miniport holds now; read only.
+            let (infos, oob) = unsafe {
+                (
+                    crate::wire::OFFLOAD_INFO_SLOTS.map(|i| (*n).NetBufferListInfo[i] as usize),
+                    (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
+                )
+            };
+            for (k, hit) in crate::wire::offload_kinds(infos).iter().enumerate() {
+                a.counters.wire_offload_nbls[k] += *hit as u64;
+            }
+            a.counters.wire_oob_tagged_nbls += (oob != 0) as u64;
+        }
+        a.counters.wire_tagged_nbs += frames
+            .iter()
+            .filter(|f| crate::wire::mac_header_len(&f.bytes) == 18)
+            .count() as u64;
         for f in &frames {
             a.counters.wire_digest = digest_add(a.counters.wire_digest, &f.bytes);
         }
@@ -880,6 +941,8 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
                     bytes,
                     ieee8021q: (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
                     mac_contiguous,
+                    offload: crate::wire::OFFLOAD_INFO_SLOTS
+                        .map(|i| (*n).NetBufferListInfo[i] as usize),
                     cpu,
                 });
             }

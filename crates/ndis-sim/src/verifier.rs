@@ -122,6 +122,17 @@ pub mod rules {
     /// the MDL holding the data start, although the protocol handed it down that way (evidence in
     /// `wire.rs`).
     pub const MAC_HEADER_SPLIT: &str = "MAC_HEADER_SPLIT";
+    /// A send reached the miniport with a TcpHeaderOffset (checksum or LSO info) or UdpHeaderOffset
+    /// (USO info) that does not point at the TCP/UDP header of the bytes it carries (evidence in
+    /// `wire.rs`).
+    pub const OFFLOAD_OFFSET_WRONG: &str = "OFFLOAD_OFFSET_WRONG";
+    /// A send reached the miniport with a checksum/LSO/USO request that contradicts its frame (IP
+    /// version, protocol), or that the miniport did not advertise for the frame's encapsulation
+    /// (an in-band 802.1Q tag needs NDIS_ENCAPSULATION_IEEE_802_3_P_AND_Q).
+    pub const OFFLOAD_MISMATCH: &str = "OFFLOAD_MISMATCH";
+    /// A frame (or, for LSO/USO, a segment) longer than the miniport's MtuSize + 14 bytes (+ 4 for a
+    /// tagged frame on a miniport that handles 802.1Q encapsulation) reached the miniport.
+    pub const FRAME_TOO_LONG: &str = "FRAME_TOO_LONG";
 }
 
 /// One verifier finding.

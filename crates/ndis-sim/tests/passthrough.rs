@@ -29,6 +29,7 @@ fn full_lifecycle(cfg: SimConfig, steps: usize) {
             mdl_lengths: vec![14, 20, 40],
             data_offset: 6,
             ieee8021q: 0x35,
+            offload: None,
         },
         receive: NblShape {
             nbls: 2,
@@ -129,6 +130,7 @@ fn wire_frames_equal_sent_frames_in_order() {
         mdl_lengths: vec![1, 13, 86],
         data_offset: 0,
         ieee8021q: 0,
+        offload: None,
     };
     nic.send_with_flags(&shape, NDIS_SEND_FLAGS_CHECK_FOR_LOOPBACK);
     ndis_sim::kernel::at_irql(DISPATCH_LEVEL, || nic.send(&shape));

@@ -77,6 +77,14 @@ pub enum Bad {
     /// a 2-byte MDL and the MAC header spans it and the caller's MDL; advances it away (FreeMdl) at
     /// completion, so the NB comes back exactly as handed out.
     SplitMacHeader,
+    /// On send, adds 4 to the LSO info's TcpHeaderOffset (the frame unchanged); puts it back at
+    /// completion.
+    LsoOffsetOffBy4,
+    /// On send, swaps the checksum info's IsIPv4/IsIPv6 bits; puts them back at completion.
+    ChecksumWrongIpVersion,
+    /// On send, retreats each first NB by 8 bytes in place (the frame grows by 8 bytes of unused
+    /// space); advances them away at completion.
+    GrowFrame,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -420,6 +428,26 @@ unsafe extern "system" fn send(
                         let _ = NdisRetreatNetBufferDataStart(nb, 2, 0, None);
                     }
                 }
+                Bad::LsoOffsetOffBy4 => {
+                    let v = (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] as usize;
+                    let i = NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO { Value: v };
+                    if i.is_set() {
+                        (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] =
+                            i.with_TcpHeaderOffset(i.TcpHeaderOffset() + 4).Value as PVOID;
+                    }
+                }
+                Bad::ChecksumWrongIpVersion => {
+                    let v = (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] as usize;
+                    (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] =
+                        (v ^ 0b11) as PVOID;
+                }
+                Bad::GrowFrame => {
+                    let nb = (*n).FirstNetBuffer;
+                    if (*nb).DataOffset >= 8 {
+                        let st = NdisRetreatNetBufferDataStart(nb, 8, 0, None);
+                        assert_eq!(st, NDIS_STATUS_SUCCESS);
+                    }
+                }
                 Bad::SplitMacHeader => {
                     let nb = (*n).FirstNetBuffer;
                     if (*nb).DataOffset == 6 {
@@ -517,6 +545,23 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
             } else {
                 if bad() == Bad::OffByOneMdlOffset {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset -= 1;
+                }
+                if bad() == Bad::LsoOffsetOffBy4 {
+                    let v = (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] as usize;
+                    let i = NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO { Value: v };
+                    if i.is_set() {
+                        (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] =
+                            i.with_TcpHeaderOffset(i.TcpHeaderOffset() - 4).Value as PVOID;
+                    }
+                }
+                if bad() == Bad::ChecksumWrongIpVersion {
+                    let v = (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] as usize;
+                    (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] =
+                        (v ^ 0b11) as PVOID;
+                }
+                if bad() == Bad::GrowFrame {
+                    let nb = (*n).FirstNetBuffer;
+                    NdisAdvanceNetBufferDataStart(nb, 8, FALSE, None);
                 }
                 if bad() == Bad::SplitMacHeader {
                     let nb = (*n).FirstNetBuffer;
