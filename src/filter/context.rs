@@ -1,7 +1,7 @@
 //! Where the retreat records live: the NBL context area.
 //!
 //! **Decision (DESIGN §5 "Retreat record").** Each NBL the filter transforms gets one context block from
-//! `NdisAllocateNetBufferListContext(nbl, 24 + 48 * NumberOfNetBuffers, 0, 'MdlP')`: a 24-byte
+//! `NdisAllocateNetBufferListContext(nbl, 48 + 48 * NumberOfNetBuffers, 0, 'MdlP')`: a 48-byte
 //! [`NblContextHeader`] followed by one 48-byte [`RetreatRecord`] per NB, in NB order. Both sizes are
 //! multiples of `sizeof(PVOID)` as the routine requires, and the size fits the routine's `USHORT` for
 //! up to [`MAX_NBS`] NBs (an NBL with more is completed with NDIS_STATUS_RESOURCES / dropped, counted).
@@ -15,7 +15,8 @@
 //! The header names the module that wrote it, the NBL itself and a magic, so the completion and return
 //! paths recognise their own NBLs among ones passed through untouched (whose top context, if any,
 //! belongs to another driver) without any list or lock; it also keeps the NBL's original
-//! `Ieee8021QNetBufferListInfo` when a transform cleared it.
+//! `Ieee8021QNetBufferListInfo` when a transform cleared it, and the offload infos the vlan transform
+//! moved.
 //!
 //! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb.rs/transform/).
 //! IRQL: <= DISPATCH_LEVEL everywhere.
@@ -33,11 +34,15 @@ pub mod flags {
     pub const EXERCISE: u16 = 0x1;
     /// The vlan transform ran (NBs whose record has a non-zero `vlan` carry an inserted tag).
     pub const VLAN: u16 = 0x2;
-    /// `Ieee8021QNetBufferListInfo` was cleared; `saved_8021q` holds the original.
+    /// `Ieee8021QNetBufferListInfo` was cleared (or set to the configured tag for the NIC to
+    /// insert); `saved_8021q` holds the original.
     pub const OOB_CLEARED: u16 = 0x4;
+    /// The checksum / LSO / USO infos were moved by 4 for an in-band tag; `saved_offload` holds the
+    /// originals.
+    pub const OFFLOAD_SHIFTED: u16 = 0x8;
 }
 
-/// The header of the filter's context block. 24 bytes, pointer-aligned.
+/// The header of the filter's context block. 48 bytes, pointer-aligned.
 #[repr(C)]
 pub struct NblContextHeader {
     pub magic: u32,
@@ -48,11 +53,14 @@ pub struct NblContextHeader {
     pub nbl: *const NET_BUFFER_LIST,
     /// The NBL's `Ieee8021QNetBufferListInfo` before the transform cleared it.
     pub saved_8021q: PVOID,
+    /// The NBL's TcpIpChecksum / TcpLargeSend / UdpSegmentationOffload infos before the vlan
+    /// transform moved their offsets.
+    pub saved_offload: [PVOID; 3],
 }
 
 const HEADER_BYTES: usize = core::mem::size_of::<NblContextHeader>();
 const RECORD_BYTES: usize = core::mem::size_of::<RetreatRecord>();
-const _: () = assert!(HEADER_BYTES == 24 && HEADER_BYTES % core::mem::size_of::<PVOID>() == 0);
+const _: () = assert!(HEADER_BYTES == 48 && HEADER_BYTES % core::mem::size_of::<PVOID>() == 0);
 const _: () = assert!(RECORD_BYTES % core::mem::size_of::<PVOID>() == 0);
 
 /// Most NBs per NBL the context can describe (`ContextSize` is a USHORT).
@@ -111,6 +119,7 @@ impl NblContext {
                 flags,
                 nbl,
                 saved_8021q: core::ptr::null_mut(),
+                saved_offload: [core::ptr::null_mut(); 3],
             });
             core::ptr::write_bytes(data.add(HEADER_BYTES), 0, RECORD_BYTES * n);
         }
@@ -137,7 +146,7 @@ impl NblContext {
         if room < HEADER_BYTES {
             return None;
         }
-        // SAFETY: valid context; the data start holds at least 24 bytes (checked above).
+        // SAFETY: valid context; the data start holds at least HEADER_BYTES bytes (checked above).
         let header = unsafe { NET_BUFFER_LIST_CONTEXT_DATA_START(nbl) } as *mut NblContextHeader;
         // SAFETY: as above; read only.
         let (magic, count, owner) = unsafe { ((*header).magic, (*header).nb_count, (*header).nbl) };
@@ -196,8 +205,8 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_documented_rules() {
-        assert_eq!(context_size(1), Some(72));
-        assert_eq!(context_size(0), Some(24));
+        assert_eq!(context_size(1), Some(96));
+        assert_eq!(context_size(0), Some(48));
         for n in [1, 2, 3, 17, MAX_NBS] {
             let s = context_size(n).unwrap();
             assert_eq!(s as usize % core::mem::size_of::<PVOID>(), 0);

@@ -11,6 +11,7 @@ use super::context::{flags, NblContext};
 use super::module::{DataPathConfig, POOL_HANDLERS};
 use super::stats::Tally;
 use crate::nb::{self, MdlHandlers, Restore};
+use crate::transform::offload::{self, Plan};
 use crate::transform::{exercise, vlan, vlan::VlanTag, Mode, TransformError};
 use ndis_sys::*;
 
@@ -36,6 +37,30 @@ pub enum Path {
     Receive,
 }
 
+/// The NBL's TcpIpChecksum / TcpLargeSend / UdpSegmentationOffload infos.
+fn offload_infos(nbl: *const NET_BUFFER_LIST) -> [usize; 3] {
+    // SAFETY: valid NBL owned by the caller (callers' contract); the indices are in range.
+    offload::SLOTS.map(|i| unsafe { NET_BUFFER_LIST_INFO(nbl, i) } as usize)
+}
+
+/// The longest NB of an NBL. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbl` must be a valid NBL.
+unsafe fn longest_nb(nbl: *const NET_BUFFER_LIST) -> u32 {
+    let mut longest = 0;
+    // SAFETY: valid NBL and NB list (caller contract).
+    let mut nb = unsafe { (*nbl).FirstNetBuffer };
+    while !nb.is_null() {
+        // SAFETY: as above.
+        unsafe {
+            longest = longest.max((*nb).DataLength());
+            nb = (*nb).Next;
+        }
+    }
+    longest
+}
+
 fn ieee8021q(nbl: *const NET_BUFFER_LIST) -> NDIS_NET_BUFFER_LIST_8021Q_INFO {
     // SAFETY: valid NBL owned by the caller (callers' contract); the index is in range.
     let v = unsafe { NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo) };
@@ -58,6 +83,7 @@ pub unsafe fn transform_nbl(
     } else {
         0
     };
+    let mut oob_only = false;
     let (tag, kind) = match cfg.mode {
         Mode::Passthrough => {
             tally.passthrough_nbls += 1;
@@ -81,6 +107,24 @@ pub unsafe fn transform_nbl(
             if tag.is_none() || unsafe { (*nbl).NblFlags } & read_only != 0 {
                 tally.vlan_untouched_nbls += 1;
                 return Outcome::Untouched;
+            }
+            if path == Path::Send {
+                // Offloads and frame size decide how the tag goes in (transform/offload.rs).
+                // SAFETY: valid NBL.
+                let longest = unsafe { longest_nb(nbl) };
+                match offload::plan(offload_infos(nbl), longest, &cfg.nic) {
+                    Plan::InBand => {}
+                    // The NIC inserts the protocol's own OOB tag: nothing to do.
+                    Plan::Oob if from_oob.is_some() => {
+                        tally.vlan_untouched_nbls += 1;
+                        return Outcome::Untouched;
+                    }
+                    Plan::Oob => oob_only = true,
+                    Plan::Untagged => {
+                        tally.vlan_untouched_nbls += 1;
+                        return Outcome::Untouched;
+                    }
+                }
             }
             (tag, flags::VLAN)
         }
@@ -107,6 +151,8 @@ pub unsafe fn transform_nbl(
         // SAFETY: valid NB.
         *rec = unsafe { nb::RetreatRecord::capture(nbp) };
         let r = match tag {
+            // The NIC inserts the tag: the record only lets the restore check the NB.
+            Some(_) if oob_only => Ok(()),
             // SAFETY: valid, owned, mapped NB; `rec` freshly captured.
             None => unsafe {
                 exercise::apply(
@@ -157,7 +203,42 @@ pub unsafe fn transform_nbl(
         tally.nbls_failed += 1;
         return Outcome::Failed;
     }
+    if kind == flags::VLAN && oob_only {
+        let oob = ieee8021q(nbl);
+        let h = ctx.header_mut();
+        h.saved_8021q = oob.Value as PVOID;
+        h.flags |= flags::OOB_CLEARED;
+        let t = tag.map(|t| t.to_info().Value).unwrap_or(0);
+        // SAFETY: valid, owned NBL.
+        unsafe { SET_NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo, t as PVOID) };
+        tally.nbls_transformed += 1;
+        tally.nbs_transformed += i as u64;
+        return Outcome::Transformed;
+    }
     if kind == flags::VLAN {
+        let infos = offload_infos(nbl);
+        if inserted != 0 && offload::any_offload(infos) && inserted as usize != i {
+            // Some frames of an offloaded NBL were already tagged: one set of offsets cannot fit
+            // both kinds; leave it all as it was.
+            // SAFETY: as below.
+            unsafe { undo_nbs(nbl, &mut ctx, i, tally) };
+            // SAFETY: as below.
+            unsafe { ctx.free(nbl) };
+            tally.vlan_untouched_nbls += 1;
+            return Outcome::Untouched;
+        }
+        if inserted != 0 && offload::any_offload(infos) {
+            // `plan` chose InBand only if every offset fits.
+            if let Some(shifted) = offload::shift_offsets(infos) {
+                let h = ctx.header_mut();
+                for (k, &slot) in offload::SLOTS.iter().enumerate() {
+                    h.saved_offload[k] = infos[k] as PVOID;
+                    // SAFETY: valid, owned NBL.
+                    unsafe { SET_NET_BUFFER_LIST_INFO(nbl, slot, shifted[k] as PVOID) };
+                }
+                h.flags |= flags::OFFLOAD_SHIFTED;
+            }
+        }
         if inserted == 0 {
             // Every frame was already tagged: nothing of ours is in the NBL.
             // SAFETY: as above; the records only hold untouched NBs.
@@ -255,6 +336,13 @@ pub unsafe fn restore_nbl(nbl: *mut NET_BUFFER_LIST, tally: &mut Tally) -> bool 
         let saved = ctx.header().saved_8021q;
         // SAFETY: valid, owned NBL.
         unsafe { SET_NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo, saved) };
+    }
+    if ctx.header().flags & flags::OFFLOAD_SHIFTED != 0 {
+        let saved = ctx.header().saved_offload;
+        for (k, &slot) in offload::SLOTS.iter().enumerate() {
+            // SAFETY: valid, owned NBL.
+            unsafe { SET_NET_BUFFER_LIST_INFO(nbl, slot, saved[k]) };
+        }
     }
     // SAFETY: our context is the NBL's top block (every lower/upper driver freed its own).
     unsafe { ctx.free(nbl) };
