@@ -245,12 +245,13 @@ pub unsafe fn insert(
     unsafe { nb::retreat(nb, rec, delta, 0, handlers) }.map_err(TransformError::Retreat)?;
     rec.vlan = Inserted::NewHead as u32;
     // SAFETY: valid NB.
-    let (head, hoff) = unsafe { ((*nb).MdlChain, (*nb).CurrentMdlOffset) };
-    // SAFETY: `head` is the MDL the retreat just prepended.
-    if head.is_null()
-        || unsafe { (*nb).CurrentMdl } != head
-        || unsafe { (*head).ByteCount } as u64 != hoff as u64 + need as u64
-    {
+    let (head, cur, hoff) = unsafe { ((*nb).MdlChain, (*nb).CurrentMdl, (*nb).CurrentMdlOffset) };
+    if head.is_null() || cur != head {
+        return Err(TransformError::Access(nb::NbError::Inconsistent));
+    }
+    // SAFETY: `head` is the MDL the retreat just prepended (not NULL, checked).
+    let count = unsafe { (*head).ByteCount };
+    if count as u64 != hoff as u64 + need as u64 {
         return Err(TransformError::Access(nb::NbError::Inconsistent));
     }
     // The caller's frame now starts `delta` bytes after the data start.

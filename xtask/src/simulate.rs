@@ -210,7 +210,6 @@ mod linux {
                     frame_len: (headers + payload) as usize,
                     offload: Some(off),
                     ieee8021q: traffic.send.ieee8021q,
-                    ..NblShape::default()
                 }
             })
             .collect()
