@@ -56,6 +56,7 @@ fn offloads() -> Vec<OffloadShape> {
                     udp,
                     options: (v.len() % 2) == 1,
                     mss: 0,
+                    pretagged: None,
                 };
                 o.mss = o.mss_for(1500);
                 v.push(o);
@@ -305,5 +306,68 @@ fn plain_frames_at_and_below_the_maximum_size() {
             false,
             Expect::InBand,
         );
+    }
+}
+
+#[test]
+fn already_tagged_offloaded_frames_and_multi_nb_checksum_nbls() {
+    // The protocol tagged the frames itself (its offsets count the tag): left alone, on every NIC.
+    for mut o in offloads() {
+        o.pretagged = Some(tci(2, 9));
+        let (sim, drv) = start(1);
+        let nic = sim.add_adapter(AdapterConfig::default());
+        for (k, v) in [mode("vlan"), int("VlanId", 42)] {
+            nic.set_config(k, v);
+        }
+        nic.attach().unwrap();
+        nic.restart().unwrap();
+        let before = filter_stats();
+        nic.send(&offload_shape(&o, &[], 32));
+        for f in nic.wire_frames() {
+            assert_eq!(
+                &f.bytes[12..16],
+                &[0x81, 0x00, 0x40, 9],
+                "{o:?}: the protocol's own tag only"
+            );
+        }
+        let after = filter_stats();
+        assert_eq!(
+            after.vlan_already_tagged - before.vlan_already_tagged,
+            2,
+            "{o:?}"
+        );
+        nic.drain();
+        nic.pause().unwrap();
+        nic.detach();
+        sim.unload(drv);
+        sim.finish();
+    }
+    // Checksum offload on NBLs of several NBs, each tagged and the one offset moved once.
+    for o in offloads()
+        .into_iter()
+        .filter(|o| o.kind == OffloadKind::Checksum)
+    {
+        for (lname, lens, off) in layouts() {
+            let mut s = offload_shape(&o, &lens, off);
+            s.nbs_per_nbl = 3;
+            s.frame_len = 700;
+            let (sim, drv) = start(1);
+            let nic = sim.add_adapter(AdapterConfig::default());
+            nic.set_config("Mode", ndis_sim::ConfigValue::Str("vlan".into()));
+            nic.set_config("VlanId", ndis_sim::ConfigValue::Int(42));
+            nic.attach().unwrap();
+            nic.restart().unwrap();
+            nic.send(&s);
+            let wire = nic.wire_frames();
+            assert_eq!(wire.len(), 6, "{o:?} {lname}");
+            for f in &wire {
+                assert_eq!(&f.bytes[12..14], &[0x81, 0x00], "{o:?} {lname}");
+            }
+            nic.drain();
+            nic.pause().unwrap();
+            nic.detach();
+            sim.unload(drv);
+            sim.finish();
+        }
     }
 }

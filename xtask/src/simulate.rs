@@ -198,6 +198,7 @@ mod linux {
                     udp: false,
                     options,
                     mss: 0,
+                    pretagged: None,
                 };
                 off.mss = off.mss_for(1500);
                 let headers = off.header_len() as u32;

@@ -117,6 +117,8 @@ pub struct OffloadShape {
     pub options: bool,
     /// Segment payload size for LSO/USO (ignored for Checksum).
     pub mss: u32,
+    /// The protocol already tagged the frame in-band with this TCI (its offsets count the tag).
+    pub pretagged: Option<u16>,
 }
 
 impl OffloadShape {
@@ -252,7 +254,10 @@ fn ip_checksum(h: &[u8]) -> u16 {
 /// miniport takes the length from the NB).
 pub fn offload_frame(seq: u64, len: usize, o: &OffloadShape) -> (Vec<u8>, [usize; 3]) {
     let hl = o.header_len();
-    let len = len.max(hl + 8);
+    // A pre-tagged frame is `len` bytes with its tag: build the untagged one 4 bytes shorter.
+    let len = len
+        .saturating_sub(if o.pretagged.is_some() { 4 } else { 0 })
+        .max(hl + 8);
     let mut f = vec![0u8; len];
     f[..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2]);
     let udp = o.is_udp();
@@ -322,7 +327,11 @@ pub fn offload_frame(seq: u64, len: usize, o: &OffloadShape) -> (Vec<u8>, [usize
     for (i, b) in f[p + 8..].iter_mut().enumerate() {
         *b = (crate::fault::splitmix64(seq ^ (i as u64 / 8)) >> ((i % 8) * 8)) as u8;
     }
-    let l4off = l4 as u32;
+    if let Some(tci) = o.pretagged {
+        let t = tci.to_be_bytes();
+        f.splice(12..12, [0x81, 0x00, t[0], t[1]]);
+    }
+    let l4off = (l4 + if o.pretagged.is_some() { 4 } else { 0 }) as u32;
     let mut info = [0usize; 3];
     match o.kind {
         OffloadKind::Checksum => {
@@ -645,6 +654,7 @@ mod tests {
             udp: false,
             options: true,
             mss: 1000,
+            pretagged: None,
         };
         let (f, _) = offload_frame(1, 500, &o);
         let mut t = f[..12].to_vec();

@@ -607,6 +607,7 @@ fn offloaded(kind: wire::OffloadKind, ipv6: bool, frame_len: usize) -> NblShape 
                 udp: false,
                 options: true,
                 mss: 0,
+                pretagged: None,
             };
             o.mss = o.mss_for(1500);
             o
@@ -619,7 +620,7 @@ fn offloaded(kind: wire::OffloadKind, ipv6: bool, frame_len: usize) -> NblShape 
 fn offload_offset_wrong() {
     offload_scenario(
         Bad::LsoOffsetOffBy4,
-        offloaded(wire::OffloadKind::LsoV2, true, 8000),
+        offloaded(wire::OffloadKind::LsoV2, true, 6000),
         &[rules::OFFLOAD_OFFSET_WRONG],
     );
 }

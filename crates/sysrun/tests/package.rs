@@ -369,6 +369,7 @@ fn vlan_offloads_and_frame_size_inside_the_loaded_image() {
             udp,
             options: true,
             mss: 0,
+            pretagged: None,
         };
         o.mss = o.mss_for(1500);
         let segments = if kind == OffloadKind::Checksum { 1 } else { 20 };
