@@ -604,18 +604,23 @@ mod tests {
         for kind in [Checksum, LsoV1, LsoV2, Uso] {
             for ipv6 in [false, true] {
                 for udp in [false, true] {
-                    for options in [false, true] {
+                    for (options, pretagged) in [(false, None), (true, None), (true, Some(0x2009))]
+                    {
                         let o = OffloadShape {
                             kind,
                             ipv6,
                             udp,
                             options,
                             mss: 1000,
+                            pretagged,
                         };
                         let (f, infos) = offload_frame(7, 3000, &o);
+                        assert_eq!(f.len(), 3000);
                         let p = parse_headers(&f).expect("parses");
-                        assert_eq!(p.l4_offset + p.l4_len, o.header_len(), "{o:?}");
-                        assert_eq!((p.ipv6, p.proto == 17, p.tagged), (ipv6, o.is_udp(), false));
+                        let tag = if pretagged.is_some() { 4 } else { 0 };
+                        assert_eq!(p.l4_offset + p.l4_len, o.header_len() + tag, "{o:?}");
+                        let want = (ipv6, o.is_udp(), pretagged.is_some());
+                        assert_eq!((p.ipv6, p.proto == 17, p.tagged), want);
                         let k = offload_kinds(infos);
                         assert_eq!(
                             k,
@@ -637,8 +642,9 @@ mod tests {
                         };
                         assert_eq!(off as usize, p.l4_offset, "{o:?}");
                         if !ipv6 {
-                            let ihl = (f[14] & 0xF) as usize * 4;
-                            assert_eq!(ip_checksum(&f[14..14 + ihl]), 0, "IPv4 header checksum");
+                            let ip = 14 + tag;
+                            let ihl = (f[ip] & 0xF) as usize * 4;
+                            assert_eq!(ip_checksum(&f[ip..ip + ihl]), 0, "IPv4 header checksum");
                         }
                     }
                 }
