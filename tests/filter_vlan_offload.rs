@@ -371,3 +371,43 @@ fn already_tagged_offloaded_frames_and_multi_nb_checksum_nbls() {
         }
     }
 }
+
+#[test]
+fn offload_configuration_changes_are_followed() {
+    let mut o = offloads()
+        .into_iter()
+        .find(|o| o.kind == OffloadKind::LsoV2)
+        .unwrap();
+    o.options = false;
+    let (sim, drv) = start(1);
+    let nic = sim.add_adapter(AdapterConfig::default());
+    for (k, v) in [mode("vlan"), int("VlanId", 42)] {
+        nic.set_config(k, v);
+    }
+    nic.attach().unwrap();
+    nic.restart().unwrap();
+    nic.send(&offload_shape(&o, &[], 32));
+    // The NIC stops parsing in-band tags for its offloads (but inserts OOB tags now).
+    nic.change_offload(nic_offload_in_oob());
+    nic.send(&offload_shape(&o, &[], 32));
+    let wire = nic.wire_frames();
+    assert_eq!(wire.len(), 4);
+    assert!(wire[..2].iter().all(|f| f.bytes[12..14] == [0x81, 0x00]));
+    assert!(wire[2..]
+        .iter()
+        .all(|f| f.bytes[12..14] != [0x81, 0x00] && f.ieee8021q == info(0, 42)));
+    assert_eq!(
+        nic.counters().statuses,
+        vec![NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG],
+        "the indication went on up"
+    );
+    nic.drain();
+    nic.pause().unwrap();
+    nic.detach();
+    sim.unload(drv);
+    sim.finish();
+}
+
+fn nic_offload_in_oob() -> NicOffload {
+    nic(IN_OOB)
+}

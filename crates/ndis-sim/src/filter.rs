@@ -1179,6 +1179,11 @@ pub(crate) fn protocol_oid(
 
 /// The miniport indicates a status: through FilterStatus, or straight to the protocol.
 pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
+    miniport_status_with(id, code, std::ptr::null_mut(), 0)
+}
+
+/// [`miniport_status`] with a status buffer (valid for the duration of the indication).
+pub(crate) fn miniport_status_with(id: usize, code: NDIS_STATUS, buffer: PVOID, size: u32) {
     // SAFETY: all-zero is valid for this plain-data structure.
     let mut ind: NDIS_STATUS_INDICATION = unsafe { std::mem::zeroed() };
     ind.Header = NDIS_OBJECT_HEADER::new(
@@ -1187,6 +1192,8 @@ pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
         NDIS_SIZEOF_STATUS_INDICATION_REVISION_1,
     );
     ind.StatusCode = code;
+    ind.StatusBuffer = buffer;
+    ind.StatusBufferSize = size;
     ind.SourceHandle = (0xB00 + id) as NDIS_HANDLE;
     let h = {
         let s = stack();

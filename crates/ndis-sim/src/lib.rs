@@ -721,6 +721,22 @@ impl Adapter {
         filter::miniport_status(self.id, code)
     }
 
+    /// The miniport's task offload configuration changes (e.g. LSO turned off through
+    /// OID_TCP_OFFLOAD_PARAMETERS): from now on sends are judged against `nic`, and the miniport
+    /// indicates NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG with the new NDIS_OFFLOAD as its status
+    /// buffer (DOCUMENTED: ndis-status-task-offload-current-config), at the caller's IRQL.
+    pub fn change_offload(&self, nic: wire::NicOffload) {
+        let _g = stack::GATE.read().unwrap_or_else(|e| e.into_inner());
+        stack::stack().adapters[self.id].cfg.nic_offload = nic;
+        let mut o = nic.ndis_offload();
+        filter::miniport_status_with(
+            self.id,
+            NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG,
+            &mut o as *mut NDIS_OFFLOAD as PVOID,
+            std::mem::size_of::<NDIS_OFFLOAD>() as u32,
+        );
+    }
+
     /// NDIS sends a net PnP event down to the filter (PASSIVE_LEVEL); returns the filter's status.
     pub fn net_pnp_event(&self, code: u32) -> NDIS_STATUS {
         let _g = stack::GATE.write().unwrap_or_else(|e| e.into_inner());
