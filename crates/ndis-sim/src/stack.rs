@@ -456,6 +456,11 @@ fn build_chain(shape: &NblShape, frame: &[u8]) -> *mut MDL {
                 let p = pos + i;
                 if p >= shape.data_offset as usize && p < need {
                     *va.add(i) = frame[p - shape.data_offset as usize];
+                } else {
+                    // Unused bytes carry a position-dependent pattern, so that HEADROOM_CORRUPTED
+                    // sees any byte a filter leaves changed there (a constant fill would hide a
+                    // write of that constant).
+                    *va.add(i) = 0xE5 ^ (p as u8).wrapping_mul(29);
                 }
             }
             if head.is_null() {
