@@ -190,7 +190,8 @@ pub unsafe fn fill_at(
 }
 
 /// The five NET_BUFFER fields a retreat/advance can change, captured before the retreat and put back
-/// exactly by [`restore`], plus the retreat's MDL while it is parked off the chain ([`park`]). 40 bytes,
+/// exactly by [`restore`], plus the retreat's MDL while it is parked off the chain ([`park`]), plus
+/// what the vlan transform needs to undo its byte writes exactly (`front`, `vlan`). 48 bytes,
 /// pointer-aligned (it lives in the NBL context area).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,9 +207,14 @@ pub struct RetreatRecord {
     /// The retreat's MDL while [`park`] keeps it off the NB's chain (the NB then equals the record);
     /// NULL otherwise. [`restore`] links it back and gives it back through the handlers.
     pub parked: *mut MDL,
+    /// vlan, tag inserted in place: the 4 bytes in front of the caller's data start that the tag's
+    /// address move overwrote (the caller's unused space), written back by the undo.
+    pub front: [u8; 4],
+    /// What the vlan transform did to this NB (`transform::vlan::Inserted` as u32; 0 = nothing).
+    pub vlan: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<RetreatRecord>() == 40);
+const _: () = assert!(core::mem::size_of::<RetreatRecord>() == 48);
 
 impl RetreatRecord {
     /// Captures the five fields of `nb`. Any IRQL.
@@ -227,6 +233,8 @@ impl RetreatRecord {
                 data_offset: (*nb).DataOffset,
                 outstanding: 0,
                 parked: ptr::null_mut(),
+                front: [0; 4],
+                vlan: 0,
             }
         }
     }

@@ -88,7 +88,7 @@ fn seeded_concurrent_churn_with_zero_findings() {
                 ..Traffic::default()
             },
         );
-        if (rng >> 20) % 4 == 0 {
+        if (rng >> 20).is_multiple_of(4) {
             let mut buf = [0u8; 8];
             let (st, _) = nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
             assert_eq!(st, NDIS_STATUS_SUCCESS, "cycle {cycle}");
@@ -108,7 +108,7 @@ fn seeded_concurrent_churn_with_zero_findings() {
         assert_eq!(pool_in_flight(), 0, "cycle {cycle} (seed {seed:#x})");
         assert_eq!(module_refs(), 0, "cycle {cycle} (seed {seed:#x})");
         assert_eq!(nic.outstanding(), 0, "cycle {cycle} (seed {seed:#x})");
-        if (rng >> 24) % 8 == 0 {
+        if (rng >> 24).is_multiple_of(8) {
             nic.detach();
             configure(&nic, rng >> 32);
             nic.attach().unwrap();
@@ -173,7 +173,11 @@ fn threaded_concurrent_churn_with_zero_findings() {
                         steps_per_cpu: 16,
                         send: NblShape {
                             nbls: 2,
-                            mdl_lengths: if r % 2 == 0 { vec![6, 90] } else { vec![] },
+                            mdl_lengths: if r.is_multiple_of(2) {
+                                vec![6, 90]
+                            } else {
+                                vec![]
+                            },
                             ..NblShape::default()
                         },
                         receive: NblShape {
@@ -229,7 +233,7 @@ fn threaded_concurrent_churn_with_zero_findings() {
             assert_eq!(pool_in_flight(), 0, "cycle {cycle}");
             assert_eq!(module_refs(), 0, "cycle {cycle}");
             assert_eq!(nic.outstanding(), 0, "cycle {cycle}");
-            if rng % 8 == 0 {
+            if rng.is_multiple_of(8) {
                 nic.detach();
                 configure(&nic, rng >> 8);
                 nic.attach().unwrap();

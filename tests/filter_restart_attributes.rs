@@ -34,7 +34,7 @@ fn exercise_raises_context_backfill_and_the_protocol_nbls_are_carved() {
         "four carves from the protocol's context backfill, no block allocated"
     );
     // Exercise retreats past DataOffset on purpose: data backfill would not spare an allocation.
-    assert_eq!(nic.restart_backfill(), (0, 64));
+    assert_eq!(nic.restart_backfill(), (0, 96));
     // The miniport's receive NBLs come with the stack's context backfill as well.
     ndis_sim::kernel::at_irql(DISPATCH_LEVEL, || nic.indicate(&one_nb(3), 0));
     nic.drain();
@@ -66,7 +66,7 @@ fn each_mode_states_its_needs_at_every_restart() {
     let nic = running_adapter(&sim, &[mode("vlan")]);
     // vlan: the context for the restore record; no data backfill, since the tag's 4-byte retreat is
     // the allocation vlan mode exercises (filter/restart.rs).
-    assert_eq!(nic.restart_backfill(), (0, 64));
+    assert_eq!(nic.restart_backfill(), (0, 96));
     // A tagged send from the protocol: the tag is inserted through the pool, the context is carved.
     let before = context_allocations();
     let served = pool_served();
@@ -106,8 +106,8 @@ fn the_raise_adds_to_what_the_miniport_reports() {
     nic.restart().unwrap();
     assert_eq!(
         nic.restart_backfill(),
-        (8, 96),
-        "the miniport's 8 + 0; 32 + 64"
+        (8, 128),
+        "the miniport's 8 + 0; 32 + 96"
     );
     // The protocol leaves the 8 bytes of data backfill in front of its frames: exercise still
     // retreats past them (DataOffset + ExerciseBytes), so every NB still takes a pool block.

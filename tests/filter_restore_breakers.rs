@@ -93,7 +93,16 @@ fn exercise_recovers_from_a_neighbour_that_drops_unused_mdls() {
 
 #[test]
 fn vlan_in_place_recovers_from_a_neighbour_that_leaves_the_nb_retreated() {
-    run("vlan", BreakHow::LeaveRetreated(4), &unused_head(), true);
+    // In place: 8 unused bytes in front of the data start inside the MDL that holds the whole MAC
+    // header, so the tag goes in there and the neighbour's further retreat stays in place too.
+    let shape = NblShape {
+        nbls: 2,
+        nbs_per_nbl: 2,
+        mdl_lengths: vec![88],
+        data_offset: 8,
+        ..NblShape::default()
+    };
+    run("vlan", BreakHow::LeaveRetreated(4), &shape, true);
 }
 
 #[test]

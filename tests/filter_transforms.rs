@@ -20,6 +20,9 @@ fn layouts() -> Vec<(&'static str, Vec<u32>, u32)> {
         ("foreign-unused-head-alloc", vec![2, 200], 2),
         ("zero-length-head", vec![0, 200], 0),
         ("many-small-mdls", vec![3, 5, 7, 11, 13, 200], 3),
+        ("offset-4-exactly", vec![], 4),
+        ("header-split-by-caller", vec![42, 8, 200], 36),
+        ("offset-2-header-alone-in-its-mdl", vec![16, 200], 2),
     ]
 }
 
@@ -116,6 +119,28 @@ fn exercise_both_directions_every_layout() {
     }
 }
 
+/// Whether the vlan transform tags this layout in place (the MDL holding the data start has 4 unused
+/// bytes in front of it and holds the whole 14-byte header); otherwise it builds a new head MDL.
+fn vlan_in_place(lens: &[u32], off: u32, frame: u32) -> bool {
+    let mut lens = if lens.is_empty() {
+        vec![off + frame]
+    } else {
+        lens.to_vec()
+    };
+    let sum: u32 = lens.iter().sum();
+    if sum < off + frame {
+        *lens.last_mut().unwrap() += off + frame - sum;
+    }
+    let mut at = off;
+    for l in lens {
+        if at < l {
+            return at >= 4 && l >= at + 14;
+        }
+        at -= l;
+    }
+    false
+}
+
 fn check_tagged(frames: &[Frame], tci: u16, what: &str) {
     assert!(!frames.is_empty(), "{what}: no frames");
     for f in frames {
@@ -124,6 +149,11 @@ fn check_tagged(frames: &[Frame], tci: u16, what: &str) {
         assert_eq!(
             f.ieee8021q, 0,
             "{what}: OOB info must be cleared when the tag is inline"
+        );
+        assert!(
+            f.mac_contiguous,
+            "{what}: the tagged MAC header must lie in the MDL holding the data start, whatever \
+             the caller's layout"
         );
     }
 }
@@ -146,7 +176,7 @@ fn vlan_send_tags_from_oob_and_from_configuration_every_layout() {
         nic.send(&shape(&lens, off, 2, 1));
         let wire = nic.wire_frames();
         check_tagged(&wire[4..], tci(5, 42), name);
-        let allocating = off < 4;
+        let allocating = !vlan_in_place(&lens, off, 60);
         let in_flight = pool_in_flight();
         assert_eq!(in_flight, if allocating { 6 } else { 0 }, "{name}");
         nic.drain();

@@ -1,14 +1,15 @@
 //! Where the retreat records live: the NBL context area.
 //!
 //! **Decision (DESIGN §5 "Retreat record").** Each NBL the filter transforms gets one context block from
-//! `NdisAllocateNetBufferListContext(nbl, round_up(24 + 40 * NumberOfNetBuffers, 16), 0, NBL_CONTEXT_TAG)`: a
-//! 24-byte [`NblContextHeader`] followed by one 40-byte [`RetreatRecord`] per NB, in NB order, the total
-//! rounded up to MEMORY_ALLOCATION_ALIGNMENT (16): context sizes must be multiples of it so that the
-//! next driver's context data stays 16-aligned (ndis-contract.md §6 "NBL context space"; ndis-sim's
-//! NBL_CONTEXT_MISALIGNED). The size fits the routine's `USHORT` for up to [`MAX_NBS`] NBs (an NBL
-//! with more is completed with NDIS_STATUS_RESOURCES / dropped, counted). FilterRestart raises the
-//! ContextBackFillSize of the restart attributes by [`context_size`]`(1)`, so drivers above leave room
-//! for the common one-NB NBL and NDIS carves it instead of allocating.
+//! `NdisAllocateNetBufferListContext(nbl, round_up(48 + 48 * NumberOfNetBuffers, 16), 0, NBL_CONTEXT_TAG)`:
+//! a 48-byte [`NblContextHeader`] followed by one 48-byte [`RetreatRecord`] per NB, in NB order, the
+//! total rounded up to MEMORY_ALLOCATION_ALIGNMENT (16; with today's sizes it already is one): context
+//! sizes must be multiples of it so that the next driver's context data stays 16-aligned
+//! (ndis-contract.md §6 "NBL context space"; ndis-sim's NBL_CONTEXT_MISALIGNED). The size fits the
+//! routine's `USHORT` for up to [`MAX_NBS`] NBs (an NBL with more is completed with
+//! NDIS_STATUS_RESOURCES / dropped, counted). FilterRestart raises the ContextBackFillSize of the
+//! restart attributes by [`context_size`]`(1)`, so drivers above leave room for the common one-NB NBL
+//! and NDIS carves it instead of allocating.
 //! NDIS carves the block out of the NBL's context backfill when the allocator of the NBL left room
 //! (protocols and NDIS NBL pools normally do), and only otherwise allocates; the filter itself never
 //! allocates on the hot path except from the pool. The context is the only per-NBL storage a filter
@@ -19,7 +20,8 @@
 //! The header names the module that wrote it, the NBL itself and a magic, so the completion and return
 //! paths recognise their own NBLs among ones passed through untouched (whose top context, if any,
 //! belongs to another driver) without any list or lock; it also keeps the NBL's original
-//! `Ieee8021QNetBufferListInfo` when a transform cleared it.
+//! `Ieee8021QNetBufferListInfo` when a transform cleared it, and the offload infos the vlan transform
+//! moved.
 //!
 //! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb.rs/transform/).
 //! IRQL: <= DISPATCH_LEVEL everywhere.
@@ -35,13 +37,17 @@ pub const CONTEXT_MAGIC: u32 = u32::from_le_bytes(*b"MdlC");
 pub mod flags {
     /// The exercise transform ran on every NB.
     pub const EXERCISE: u16 = 0x1;
-    /// The vlan transform ran (NBs whose record has `outstanding == 4` carry an inserted tag).
+    /// The vlan transform ran (NBs whose record has a non-zero `vlan` carry an inserted tag).
     pub const VLAN: u16 = 0x2;
-    /// `Ieee8021QNetBufferListInfo` was cleared; `saved_8021q` holds the original.
+    /// `Ieee8021QNetBufferListInfo` was cleared (or set to the configured tag for the NIC to
+    /// insert); `saved_8021q` holds the original.
     pub const OOB_CLEARED: u16 = 0x4;
+    /// The checksum / LSO / USO infos were moved by 4 for an in-band tag; `saved_offload` holds the
+    /// originals.
+    pub const OFFLOAD_SHIFTED: u16 = 0x8;
 }
 
-/// The header of the filter's context block. 24 bytes, pointer-aligned.
+/// The header of the filter's context block. 48 bytes, pointer-aligned.
 #[repr(C)]
 pub struct NblContextHeader {
     pub magic: u32,
@@ -52,12 +58,15 @@ pub struct NblContextHeader {
     pub nbl: *const NET_BUFFER_LIST,
     /// The NBL's `Ieee8021QNetBufferListInfo` before the transform cleared it.
     pub saved_8021q: PVOID,
+    /// The NBL's TcpIpChecksum / TcpLargeSend / UdpSegmentationOffload infos before the vlan
+    /// transform moved their offsets.
+    pub saved_offload: [PVOID; 3],
 }
 
 const HEADER_BYTES: usize = core::mem::size_of::<NblContextHeader>();
 const RECORD_BYTES: usize = core::mem::size_of::<RetreatRecord>();
 const _: () =
-    assert!(HEADER_BYTES == 24 && HEADER_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
+    assert!(HEADER_BYTES == 48 && HEADER_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
 const _: () = assert!(RECORD_BYTES.is_multiple_of(core::mem::size_of::<PVOID>()));
 
 /// MEMORY_ALLOCATION_ALIGNMENT: every context size is a multiple of it.
@@ -125,6 +134,7 @@ impl NblContext {
                 flags,
                 nbl,
                 saved_8021q: core::ptr::null_mut(),
+                saved_offload: [core::ptr::null_mut(); 3],
             });
             core::ptr::write_bytes(data.add(HEADER_BYTES), 0, RECORD_BYTES * n);
         }
@@ -151,7 +161,7 @@ impl NblContext {
         if room < HEADER_BYTES {
             return None;
         }
-        // SAFETY: valid context; the data start holds at least 24 bytes (checked above).
+        // SAFETY: valid context; the data start holds at least HEADER_BYTES bytes (checked above).
         let header = unsafe { NET_BUFFER_LIST_CONTEXT_DATA_START(nbl) } as *mut NblContextHeader;
         // SAFETY: as above; read only.
         let (magic, count, owner) = unsafe { ((*header).magic, (*header).nb_count, (*header).nbl) };
@@ -183,7 +193,7 @@ impl NblContext {
             return None;
         }
         // SAFETY: records follow the header inside the block; `i < nb_count`; the block is
-        // pointer-aligned and each record is 40 bytes, so the record is aligned.
+        // pointer-aligned and each record is 48 bytes, so the record is aligned.
         Some(unsafe {
             &mut *((self.header as *mut u8).add(HEADER_BYTES) as *mut RetreatRecord).add(i)
         })
@@ -210,9 +220,9 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_documented_rules() {
-        assert_eq!(context_size(1), Some(64));
-        assert_eq!(context_size(0), Some(32));
-        assert_eq!(context_size(2), Some(112), "104 rounded up");
+        assert_eq!(context_size(1), Some(96));
+        assert_eq!(context_size(0), Some(48));
+        assert_eq!(context_size(2), Some(144));
         for n in [0, 1, 2, 3, 17, MAX_NBS] {
             let s = context_size(n).unwrap() as usize;
             assert_eq!(s % MEMORY_ALLOCATION_ALIGNMENT, 0);

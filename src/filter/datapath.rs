@@ -11,6 +11,7 @@ use super::context::{flags, NblContext};
 use super::module::{DataPathConfig, POOL_HANDLERS};
 use super::stats::Tally;
 use crate::nb::{self, MdlHandlers, Restore};
+use crate::transform::offload::{self, Plan};
 use crate::transform::{exercise, vlan, vlan::VlanTag, Mode, TransformError};
 use core::sync::atomic::{AtomicU8, Ordering};
 use ndis_sys::*;
@@ -37,6 +38,30 @@ pub enum Path {
     Receive,
 }
 
+/// The NBL's TcpIpChecksum / TcpLargeSend / UdpSegmentationOffload infos.
+fn offload_infos(nbl: *const NET_BUFFER_LIST) -> [usize; 3] {
+    // SAFETY: valid NBL owned by the caller (callers' contract); the indices are in range.
+    offload::SLOTS.map(|i| unsafe { NET_BUFFER_LIST_INFO(nbl, i) } as usize)
+}
+
+/// The longest NB of an NBL. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbl` must be a valid NBL.
+unsafe fn longest_nb(nbl: *const NET_BUFFER_LIST) -> u32 {
+    let mut longest = 0;
+    // SAFETY: valid NBL and NB list (caller contract).
+    let mut nb = unsafe { (*nbl).FirstNetBuffer };
+    while !nb.is_null() {
+        // SAFETY: as above.
+        unsafe {
+            longest = longest.max((*nb).DataLength());
+            nb = (*nb).Next;
+        }
+    }
+    longest
+}
+
 fn ieee8021q(nbl: *const NET_BUFFER_LIST) -> NDIS_NET_BUFFER_LIST_8021Q_INFO {
     // SAFETY: valid NBL owned by the caller (callers' contract); the index is in range.
     let v = unsafe { NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo) };
@@ -59,6 +84,7 @@ pub unsafe fn transform_nbl(
     } else {
         0
     };
+    let mut oob_only = false;
     let (tag, kind) = match cfg.mode {
         Mode::Passthrough => {
             tally.passthrough_nbls += 1;
@@ -82,6 +108,24 @@ pub unsafe fn transform_nbl(
             if tag.is_none() || unsafe { (*nbl).NblFlags } & read_only != 0 {
                 tally.vlan_untouched_nbls += 1;
                 return Outcome::Untouched;
+            }
+            if path == Path::Send {
+                // Offloads and frame size decide how the tag goes in (transform/offload.rs).
+                // SAFETY: valid NBL.
+                let longest = unsafe { longest_nb(nbl) };
+                match offload::plan(offload_infos(nbl), longest, &cfg.nic) {
+                    Plan::InBand => {}
+                    // The NIC inserts the protocol's own OOB tag: nothing to do.
+                    Plan::Oob if from_oob.is_some() => {
+                        tally.vlan_untouched_nbls += 1;
+                        return Outcome::Untouched;
+                    }
+                    Plan::Oob => oob_only = true,
+                    Plan::Untagged => {
+                        tally.vlan_untouched_nbls += 1;
+                        return Outcome::Untouched;
+                    }
+                }
             }
             (tag, flags::VLAN)
         }
@@ -108,6 +152,8 @@ pub unsafe fn transform_nbl(
         // SAFETY: valid NB.
         *rec = unsafe { nb::RetreatRecord::capture(nbp) };
         let r = match tag {
+            // The NIC inserts the tag: the record only lets the restore check the NB.
+            Some(_) if oob_only => Ok(()),
             // SAFETY: valid, owned, mapped NB; `rec` freshly captured.
             None => unsafe {
                 exercise::apply(
@@ -122,7 +168,7 @@ pub unsafe fn transform_nbl(
                 written += b as u64;
             }),
             // SAFETY: as above.
-            Some(t) => unsafe { vlan::insert(nbp, rec, t, 0, handlers) }.map(|did| {
+            Some(t) => unsafe { vlan::insert(nbp, rec, t, handlers) }.map(|did| {
                 if did {
                     inserted += 1;
                     written += vlan::TAG_BYTES as u64;
@@ -158,7 +204,42 @@ pub unsafe fn transform_nbl(
         tally.nbls_failed += 1;
         return Outcome::Failed;
     }
+    if kind == flags::VLAN && oob_only {
+        let oob = ieee8021q(nbl);
+        let h = ctx.header_mut();
+        h.saved_8021q = oob.Value as PVOID;
+        h.flags |= flags::OOB_CLEARED;
+        let t = tag.map(|t| t.to_info().Value).unwrap_or(0);
+        // SAFETY: valid, owned NBL.
+        unsafe { SET_NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo, t as PVOID) };
+        tally.nbls_transformed += 1;
+        tally.nbs_transformed += i as u64;
+        return Outcome::Transformed;
+    }
     if kind == flags::VLAN {
+        let infos = offload_infos(nbl);
+        if inserted != 0 && offload::any_offload(infos) && inserted as usize != i {
+            // Some frames of an offloaded NBL were already tagged: one set of offsets cannot fit
+            // both kinds; leave it all as it was.
+            // SAFETY: as below.
+            unsafe { undo_nbs(nbl, &mut ctx, i, tally) };
+            // SAFETY: as below.
+            unsafe { ctx.free(nbl) };
+            tally.vlan_untouched_nbls += 1;
+            return Outcome::Untouched;
+        }
+        if inserted != 0 && offload::any_offload(infos) {
+            // `plan` chose InBand only if every offset fits.
+            if let Some(shifted) = offload::shift_offsets(infos) {
+                let h = ctx.header_mut();
+                for (k, &slot) in offload::SLOTS.iter().enumerate() {
+                    h.saved_offload[k] = infos[k] as PVOID;
+                    // SAFETY: valid, owned NBL.
+                    unsafe { SET_NET_BUFFER_LIST_INFO(nbl, slot, shifted[k] as PVOID) };
+                }
+                h.flags |= flags::OFFLOAD_SHIFTED;
+            }
+        }
         if inserted == 0 {
             // Every frame was already tagged: nothing of ours is in the NBL.
             // SAFETY: as above; the records only hold untouched NBs.
@@ -259,6 +340,28 @@ unsafe fn undo_nbs(nbl: *mut NET_BUFFER_LIST, ctx: &mut NblContext, n: usize, ta
             tally.restores_inconsistent += 1;
             continue;
         }
+        let inserted = if vlan {
+            vlan::Inserted::of(rec)
+        } else {
+            vlan::Inserted::Nothing
+        };
+        // A new-head tag relinked the chain past the caller's first MDLs: undo that first (it checks
+        // the head is still ours and DataLength the tagged one), which leaves exactly the geometry
+        // right after the retreat, the one `as_handed_on` knows. An in-place tag moved bytes only,
+        // so its geometry is checked before they are moved back.
+        if inserted == vlan::Inserted::NewHead {
+            // SAFETY: this NB carries a tag we inserted as `rec` says.
+            if unsafe { vlan::remove_inserted(nbp, rec) }.is_err()
+                // A neighbour changed the NB: put our MDL back in front of the caller's chain, so
+                // the recovery below sees an ordinary allocating retreat.
+                // SAFETY: valid, owned NB tagged with `rec`'s new head; its chain is readable.
+                && !unsafe { vlan::relink_new_head(nbp, rec, owner_probe(handlers)) }
+            {
+                tally.restores_inconsistent += 1;
+                note_broken_neighbour(false);
+                continue;
+            }
+        }
         // SAFETY: valid NB; the record is its own.
         if !unsafe { nb::as_handed_on(nbp, rec) } {
             // A neighbour broke the restore contract: the miniport completed (or the protocol
@@ -277,10 +380,11 @@ unsafe fn undo_nbs(nbl: *mut NET_BUFFER_LIST, ctx: &mut NblContext, n: usize, ta
                 continue;
             }
         }
-        if vlan && rec.outstanding == vlan::TAG_BYTES {
-            // SAFETY: this NB carries a tag we inserted and is still retreated by 4.
-            if unsafe { vlan::remove_inserted(nbp) }.is_err() {
+        if inserted == vlan::Inserted::InPlace {
+            // SAFETY: this NB carries a tag we inserted as `rec` says.
+            if unsafe { vlan::remove_inserted(nbp, rec) }.is_err() {
                 tally.restores_inconsistent += 1;
+                continue;
             }
         }
         // SAFETY: valid, owned NB; the record is its own.
@@ -306,6 +410,13 @@ pub unsafe fn restore_nbl(nbl: *mut NET_BUFFER_LIST, tally: &mut Tally) -> bool 
         let saved = ctx.header().saved_8021q;
         // SAFETY: valid, owned NBL.
         unsafe { SET_NET_BUFFER_LIST_INFO(nbl, info::Ieee8021QNetBufferListInfo, saved) };
+    }
+    if ctx.header().flags & flags::OFFLOAD_SHIFTED != 0 {
+        let saved = ctx.header().saved_offload;
+        for (k, &slot) in offload::SLOTS.iter().enumerate() {
+            // SAFETY: valid, owned NBL.
+            unsafe { SET_NET_BUFFER_LIST_INFO(nbl, slot, saved[k]) };
+        }
     }
     // SAFETY: our context is the NBL's top block (every lower/upper driver freed its own).
     unsafe { ctx.free(nbl) };

@@ -56,6 +56,7 @@ pub mod bench {
             vlan_id: 0,
             vlan_priority: 0,
             vlan_receive_inline: false,
+            nic: crate::transform::offload::NicCaps::default(),
         };
         let handlers = if ndis_default {
             MdlHandlers::NDIS_DEFAULT

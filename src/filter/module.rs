@@ -21,6 +21,7 @@ use super::config::{self, Config};
 use super::stats::{FilterStats, FilterStatsSnapshot};
 use crate::names::tags::MODULE as MODULE_TAG;
 use crate::nb::MdlHandlers;
+use crate::transform::offload::{self, AtomicNicCaps, NicCaps};
 use crate::transform::Mode;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use ndis_sys::*;
@@ -57,6 +58,8 @@ pub struct DataPathConfig {
     pub vlan_id: u16,
     pub vlan_priority: u8,
     pub vlan_receive_inline: bool,
+    /// The NIC's offload capabilities and MTU (vlan mode's offload / frame-size decisions).
+    pub nic: NicCaps,
 }
 
 impl AtomicConfig {
@@ -82,6 +85,7 @@ impl AtomicConfig {
             vlan_id: (vlan & 0xFFFF) as u16,
             vlan_priority: ((vlan >> 16) & 0xFF) as u8,
             vlan_receive_inline: (vlan >> 24) & 1 != 0,
+            nic: NicCaps::default(),
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct FilterModule {
     pub(crate) pending_oid_id: AtomicPtr<core::ffi::c_void>,
     pub(crate) oid_in_flight: AtomicBool,
     pub stats: FilterStats,
+    /// The NIC's offload capabilities (attach) and MtuSize / MacOptions (restart).
+    pub nic: AtomicNicCaps,
 }
 
 impl FilterModule {
@@ -114,6 +120,14 @@ impl FilterModule {
 
     fn set_state(&self, s: ModuleState) {
         self.state.store(s as u32, Ordering::SeqCst);
+    }
+
+    /// The data-path configuration with the NIC's capabilities. Any IRQL.
+    pub fn data_path_config(&self) -> DataPathConfig {
+        DataPathConfig {
+            nic: self.nic.load(),
+            ..self.config.load()
+        }
     }
 
     /// Whether the data path may transform and forward. Any IRQL.
@@ -336,7 +350,17 @@ pub unsafe extern "system" fn FilterAttach(
             pending_oid_id: AtomicPtr::new(core::ptr::null_mut()),
             oid_in_flight: AtomicBool::new(false),
             stats: FilterStats::new_const(),
+            nic: AtomicNicCaps::default(),
         });
+    }
+    if !params.is_null() {
+        // SAFETY: NDIS passes valid attach parameters; DefaultOffloadConfiguration is NULL or an
+        // NDIS_OFFLOAD valid during FilterAttach, copied here.
+        let caps = unsafe {
+            NicCaps::from_ndis_offload((*params).DefaultOffloadConfiguration as *const NDIS_OFFLOAD)
+        };
+        // SAFETY: `module` was just written.
+        unsafe { (*module).nic.store_offload(&caps) };
     }
     // SAFETY: live module, PASSIVE_LEVEL.
     apply_config(unsafe { &*module }, ndis_filter_handle);
@@ -392,6 +416,12 @@ pub unsafe extern "system" fn FilterRestart(
     // SAFETY: NDIS passes the live context.
     let module = unsafe { &*(ctx as *const FilterModule) };
     module.set_state(ModuleState::Restarting);
+    // SAFETY: NDIS passes valid restart parameters whose attributes list is valid during the call.
+    let general = (!params.is_null())
+        .then(|| unsafe { offload::from_restart_attributes((*params).RestartAttributes) })
+        .flatten();
+    let (mtu, mac_8021q) = general.unwrap_or((0, false));
+    module.nic.store_restart(mtu, mac_8021q);
     apply_config(module, module.ndis_filter_handle);
     // Tell the drivers above how much data/context backfill this mode wants (filter/restart.rs).
     // SAFETY: the restart parameters NDIS passed, PASSIVE_LEVEL.
@@ -443,6 +473,7 @@ mod tests {
             pending_oid_id: AtomicPtr::new(core::ptr::null_mut()),
             oid_in_flight: AtomicBool::new(false),
             stats: FilterStats::new_const(),
+            nic: AtomicNicCaps::default(),
         }
     }
 

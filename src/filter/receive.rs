@@ -55,7 +55,7 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
         module.release_from_data_path(1);
         return;
     }
-    let cfg = module.config.load();
+    let cfg = module.data_path_config();
     // Re-inserting stripped tags inline makes the chain's EtherTypes and VLANs differ from what the
     // miniport's SINGLE_ETHER_TYPE / SINGLE_VLAN hints promised; clear those hints when that can happen.
     let receive_flags = if cfg.mode == Mode::Vlan && cfg.vlan_receive_inline {

@@ -92,10 +92,10 @@ mod tests {
 
     #[test]
     fn needs_per_mode_keep_the_context_aligned() {
-        assert_eq!(backfill_needs(Mode::Exercise), (0, 64));
+        assert_eq!(backfill_needs(Mode::Exercise), (0, 96));
         assert_eq!(
             backfill_needs(Mode::Vlan),
-            (0, 64),
+            (0, 96),
             "the tag's retreat is what vlan exercises"
         );
         assert_eq!(data_needed(Mode::Vlan), 4);

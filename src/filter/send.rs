@@ -58,7 +58,7 @@ pub unsafe extern "system" fn FilterSendNetBufferLists(
         module.release_from_data_path(1);
         return;
     }
-    let cfg = module.config.load();
+    let cfg = module.data_path_config();
     let handlers = module.handlers();
     let mut tally = Tally::default();
     let mut forward = NblList::new();

@@ -1,9 +1,12 @@
-//! Status indications and PnP events: passed through unchanged (ndis-contract.md §3.5).
+//! Status indications and PnP events: passed through unchanged (ndis-contract.md §3.5); a change of
+//! the NIC's task offload configuration (NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG, whose status buffer
+//! is the new NDIS_OFFLOAD) is also copied into the module's capabilities for the vlan transform.
 //! Owns nothing else.
 
 #![allow(non_snake_case)]
 
 use super::module::FilterModule;
+use crate::transform::offload::NicCaps;
 use ndis_sys::*;
 
 /// FilterStatus. IRQL <= DISPATCH_LEVEL.
@@ -16,6 +19,20 @@ pub unsafe extern "system" fn FilterStatus(
 ) {
     // SAFETY: NDIS passes the live module context.
     let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes a valid indication; its buffer holds StatusBufferSize bytes.
+    unsafe {
+        let ind = &*indication;
+        if ind.StatusCode == NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG
+            && !ind.StatusBuffer.is_null()
+            && ind.StatusBufferSize as usize >= core::mem::size_of::<NDIS_OBJECT_HEADER>()
+        {
+            let o = ind.StatusBuffer as *const NDIS_OFFLOAD;
+            // Never read past the buffer: the parser trusts Header.Size, so cap it.
+            if (*o).Header.Size as u32 <= ind.StatusBufferSize {
+                module.nic.store_offload(&NicCaps::from_ndis_offload(o));
+            }
+        }
+    }
     // SAFETY: passing NDIS's indication on.
     unsafe { NdisFIndicateStatus(module.ndis_filter_handle, indication) };
 }

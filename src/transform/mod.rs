@@ -8,6 +8,7 @@
 //! IRQL: every routine runs at IRQL <= DISPATCH_LEVEL and never blocks.
 
 pub mod exercise;
+pub mod offload;
 pub mod vlan;
 
 use crate::nb::NbError;

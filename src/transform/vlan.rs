@@ -7,13 +7,14 @@
 //! 0x88A8 at offset 12) are left alone.
 //! Receive (optional): re-insert a tag the NIC stripped into the OOB info, the same way.
 //!
-//! Undo ([`remove_inserted`]) moves the address bytes back: the 12 bytes now at the data start are a
-//! copy of the originals, so the caller's buffer is bit-for-bit as it was, and the restore (nb.rs) then
-//! advances the 4 bytes away.
+//! Undo ([`remove_inserted`]) puts back every byte the insert wrote in the caller's buffer, in the
+//! data range and in the unused space in front of it (in place: the 12 address bytes move back and the
+//! 4 bytes in front get their saved values; new head: nothing of the caller's was written), so the
+//! caller's buffer is bit-for-bit as it was; the restore (nb.rs) then gives back the retreat.
 
 use super::TransformError;
 use crate::nb::{self, MdlHandlers, RetreatRecord};
-use ndis_sys::{NDIS_NET_BUFFER_LIST_8021Q_INFO, NET_BUFFER};
+use ndis_sys::{MDL, NDIS_NET_BUFFER_LIST_8021Q_INFO, NDIS_STATUS_INVALID_LENGTH, NET_BUFFER};
 
 /// 802.1Q TPID.
 pub const TPID_8021Q: u16 = 0x8100;
@@ -117,9 +118,75 @@ pub unsafe fn tag_retreated(nb: *const NET_BUFFER, tag: VlanTag) -> Result<(), n
     }
 }
 
-/// Inserts `tag` into the NB's frame. `rec` must be freshly captured from `nb`. `Ok(false)`: the frame
-/// was already tagged and nothing was done. On `Err(Retreat)` the NB is untouched; on another `Err`
-/// the caller must [`nb::restore`] it. IRQL <= DISPATCH_LEVEL.
+/// How [`insert`] put a tag into an NB (kept in [`RetreatRecord::vlan`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Nothing was inserted.
+    Nothing = 0,
+    /// In place: retreated 4 bytes inside the MDL holding the data start, addresses moved 4 bytes
+    /// forward, tag written behind them; the 4 overwritten bytes in front are in `rec.front`.
+    InPlace = 1,
+    /// New head: a retreat made NDIS allocate an MDL holding the whole rewritten header (addresses,
+    /// tag, EtherType) plus the rest of the caller's MDL that held frame byte 14, and the NB's chain
+    /// was relinked to skip the caller's bytes in front of that point: no caller byte is written.
+    NewHead = 2,
+}
+
+impl Inserted {
+    /// From the record's encoding. Any IRQL.
+    pub fn of(rec: &RetreatRecord) -> Self {
+        match rec.vlan {
+            1 => Inserted::InPlace,
+            2 => Inserted::NewHead,
+            _ => Inserted::Nothing,
+        }
+    }
+}
+
+/// Bytes of the rewritten MAC header: addresses, tag, EtherType.
+pub const TAGGED_HEADER: u32 = ADDR_BYTES + TAG_BYTES + 2;
+
+/// Where the NB's frame byte `at` lies: the MDL holding it and the offset inside it (zero-length
+/// MDLs skipped), or `None` past the chain. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER whose chain is valid.
+unsafe fn locate(nb: *const NET_BUFFER, at: u32) -> Option<(*mut MDL, u32)> {
+    // SAFETY: valid NB (caller contract).
+    let (mut m, off) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset) };
+    let mut skip = off as u64 + at as u64;
+    while !m.is_null() {
+        // SAFETY: a live MDL of the chain.
+        let count = unsafe { (*m).ByteCount } as u64;
+        if skip < count {
+            return Some((m, skip as u32));
+        }
+        skip -= count;
+        // SAFETY: as above.
+        m = unsafe { (*m).Next };
+    }
+    None
+}
+
+/// Inserts `tag` into the NB's frame so that the whole rewritten MAC header (18 bytes) lies in the
+/// MDL that holds the data start — the MDL a miniport parses the header from. `rec` must be freshly
+/// captured from `nb`. `Ok(false)`: the frame was already tagged (or shorter than a MAC header) and
+/// nothing was done. On `Err(Retreat)` the NB is untouched; on another `Err` the caller must
+/// [`nb::restore`] it. IRQL <= DISPATCH_LEVEL.
+///
+/// Two ways, decided from the caller's layout:
+/// - **in place** when the MDL holding the data start has 4 unused bytes in front of it and holds the
+///   whole 14-byte header: a 4-byte retreat there (NDIS's fast path, no allocation), the 4 bytes it
+///   exposes saved in `rec.front` first; the header then spans `[off-4, off+14)` of that one MDL.
+/// - **new head** otherwise (DataOffset < 4, a leading MDL holding only part of the header, a
+///   header split by the caller): a plain 4-byte retreat would leave the header split across a tiny
+///   new MDL and the caller's, so the retreat instead asks NDIS for `DataOffset + 18 + rest` bytes,
+///   where `rest` is what the caller's MDL holding frame byte 14 has from there on (NDIS allocates
+///   exactly the shortfall, `18 + rest`, through the pool). The new MDL gets the rewritten header and
+///   a copy of `rest`, and its `Next` is set to the caller's MDL after that one (or to that one when
+///   frame byte 14 starts it). The caller's bytes are not written at all; the undo relinks the chain
+///   and the ordinary restore gives the MDL back. The copy is at most one MDL's worth of the frame.
 ///
 /// # Safety
 /// `nb` must be a valid NET_BUFFER owned by the caller whose MDLs are mapped.
@@ -127,33 +194,169 @@ pub unsafe fn insert(
     nb: *mut NET_BUFFER,
     rec: &mut RetreatRecord,
     tag: VlanTag,
-    backfill: u32,
     handlers: MdlHandlers,
 ) -> Result<bool, TransformError> {
     // SAFETY: valid NB.
-    if unsafe { (*nb).DataLength() } < MIN_FRAME || unsafe { is_tagged(nb) }? {
+    let len = unsafe { (*nb).DataLength() };
+    // SAFETY: valid NB.
+    if len < MIN_FRAME || unsafe { is_tagged(nb) }? {
         return Ok(false);
     }
-    // SAFETY: valid, owned NB; `rec` was captured from it.
-    unsafe { nb::retreat(nb, rec, TAG_BYTES, backfill, handlers) }
-        .map_err(TransformError::Retreat)?;
-    // SAFETY: retreated by exactly 4 over a frame of >= 14 bytes.
-    unsafe { tag_retreated(nb, tag) }?;
+    // SAFETY: valid NB.
+    let (cur, off) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset) };
+    // SAFETY: `cur` is the NB's live CurrentMdl when not NULL.
+    let in_place = !cur.is_null()
+        && off >= TAG_BYTES
+        && unsafe { (*cur).ByteCount } as u64 >= off as u64 + MIN_FRAME as u64;
+    if in_place {
+        // SAFETY: valid, owned NB; `rec` was captured from it. DataOffset >= CurrentMdlOffset >= 4,
+        // so NDIS retreats in place, inside `cur`.
+        unsafe { nb::retreat(nb, rec, TAG_BYTES, 0, handlers) }.map_err(TransformError::Retreat)?;
+        rec.vlan = Inserted::InPlace as u32;
+        // SAFETY: the 4 bytes just exposed are the caller's unused space; read before the write.
+        unsafe { nb::read_at(nb, 0, &mut rec.front) }?;
+        // SAFETY: retreated by exactly 4 over a frame of >= 14 bytes.
+        unsafe { tag_retreated(nb, tag) }?;
+        return Ok(true);
+    }
+    // New head. Frame byte 14 lies in MDL `m` at offset `q` (it exists: len >= 14; when len == 14
+    // there is no such byte and nothing is copied).
+    // SAFETY: valid NB and chain.
+    let (rest, next) = match unsafe { locate(nb, MIN_FRAME) } {
+        Some((m, q)) if len > MIN_FRAME => {
+            if q == 0 {
+                (0, m)
+            } else {
+                // SAFETY: a live MDL of the chain.
+                let (count, after) = unsafe { ((*m).ByteCount, (*m).Next) };
+                (core::cmp::min(count - q, len - MIN_FRAME), after)
+            }
+        }
+        _ => (0, core::ptr::null_mut()),
+    };
+    let need = TAGGED_HEADER + rest;
+    // SAFETY: valid NB.
+    let data_offset = unsafe { (*nb).DataOffset };
+    let delta = data_offset
+        .checked_add(need)
+        .ok_or(TransformError::Retreat(NDIS_STATUS_INVALID_LENGTH))?;
+    // SAFETY: valid, owned NB; `rec` was captured from it. `delta > DataOffset`, so NDIS allocates
+    // exactly `need` bytes (no backfill) and prepends that MDL.
+    unsafe { nb::retreat(nb, rec, delta, 0, handlers) }.map_err(TransformError::Retreat)?;
+    rec.vlan = Inserted::NewHead as u32;
+    // SAFETY: valid NB.
+    let (head, cur, hoff) = unsafe { ((*nb).MdlChain, (*nb).CurrentMdl, (*nb).CurrentMdlOffset) };
+    if head.is_null() || cur != head {
+        return Err(TransformError::Access(nb::NbError::Inconsistent));
+    }
+    // SAFETY: `head` is the MDL the retreat just prepended (not NULL, checked).
+    let count = unsafe { (*head).ByteCount };
+    if count as u64 != hoff as u64 + need as u64 {
+        return Err(TransformError::Access(nb::NbError::Inconsistent));
+    }
+    // The caller's frame now starts `delta` bytes after the data start.
+    let mut hdr = [0u8; MIN_FRAME as usize];
+    // SAFETY: valid NB; read only.
+    unsafe { nb::read_at(nb, delta, &mut hdr) }?;
+    let mut tagged = [0u8; TAGGED_HEADER as usize];
+    tagged[..ADDR_BYTES as usize].copy_from_slice(&hdr[..ADDR_BYTES as usize]);
+    tagged[ADDR_BYTES as usize..(ADDR_BYTES + TAG_BYTES) as usize].copy_from_slice(&tag.wire());
+    tagged[(ADDR_BYTES + TAG_BYTES) as usize..].copy_from_slice(&hdr[ADDR_BYTES as usize..]);
+    // SAFETY: frame bytes [0, need) are the new MDL's (our block); the caller's are only read.
+    unsafe { nb::write_at(nb, 0, &tagged) }?;
+    let mut chunk = [0u8; 64];
+    let mut done = 0u32;
+    while done < rest {
+        let n = core::cmp::min(rest - done, chunk.len() as u32);
+        let buf = &mut chunk[..n as usize];
+        // SAFETY: as above: read the caller's bytes after its header, write into our block.
+        unsafe {
+            nb::read_at(nb, delta + MIN_FRAME + done, buf)?;
+            nb::write_at(nb, TAGGED_HEADER + done, buf)?;
+        }
+        done += n;
+    }
+    // SAFETY: valid, owned NB and our own MDL; `next` is the caller's MDL that follows the copied
+    // bytes (or NULL when the frame ends there). CurrentMdl/CurrentMdlOffset/DataOffset already
+    // locate the data start in `head`.
+    unsafe {
+        (*head).Next = next;
+        (*nb).SetDataLength(len + TAG_BYTES);
+    }
     Ok(true)
 }
 
-/// Undoes [`tag_retreated`] on an NB still retreated by 4: copies the 12 address bytes back to where the
-/// caller had them. The restore then advances the 4 bytes away. IRQL <= DISPATCH_LEVEL.
+/// Undoes [`insert`] on an NB still as the insert left it, so that [`nb::restore`] can then put the
+/// recorded fields back and give back the retreat's MDL: in place, the 12 address bytes go back to
+/// where the caller had them and the 4 bytes in front get their saved values (every byte the
+/// insert wrote is then as it was); new head, the new MDL is relinked in front of the caller's
+/// whole chain and DataLength set back to the retreat's, which is exactly the state right after the
+/// retreat. IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
-/// As [`tag_retreated`], on an NB the filter tagged.
-pub unsafe fn remove_inserted(nb: *const NET_BUFFER) -> Result<(), nb::NbError> {
-    let mut addrs = [0u8; ADDR_BYTES as usize];
-    // SAFETY: valid, owned NB, still retreated by 4.
-    unsafe {
-        nb::read_at(nb, 0, &mut addrs)?;
-        nb::write_at(nb, TAG_BYTES, &addrs)
+/// As [`tag_retreated`], on an NB the filter tagged with `rec`.
+pub unsafe fn remove_inserted(nb: *mut NET_BUFFER, rec: &RetreatRecord) -> Result<(), nb::NbError> {
+    match Inserted::of(rec) {
+        Inserted::Nothing => Ok(()),
+        Inserted::InPlace => {
+            let mut addrs = [0u8; ADDR_BYTES as usize];
+            // SAFETY: valid, owned NB, still retreated by 4.
+            unsafe {
+                nb::read_at(nb, 0, &mut addrs)?;
+                nb::write_at(nb, TAG_BYTES, &addrs)?;
+                nb::write_at(nb, 0, &rec.front)
+            }
+        }
+        Inserted::NewHead => {
+            // SAFETY: valid, owned NB.
+            let (head, len) = unsafe { ((*nb).MdlChain, (*nb).DataLength()) };
+            if head.is_null()
+                || head == rec.mdl_chain
+                || len != rec.data_length.wrapping_add(TAG_BYTES)
+            {
+                return Err(nb::NbError::Inconsistent);
+            }
+            // SAFETY: `head` is our MDL; the recorded chain is the caller's, still intact.
+            unsafe {
+                (*head).Next = rec.mdl_chain;
+                (*nb).SetDataLength(rec.data_length.wrapping_add(rec.outstanding));
+            }
+            Ok(())
+        }
     }
+}
+
+/// Recovery for a new-head tag on an NB a neighbour changed before giving it back (see
+/// `nb::reconstruct`): finds the retreat's MDL among the chain's first MDLs (`owns` tells ours) and
+/// links the caller's recorded chain behind it again, which undoes the relink of the new head and
+/// leaves the chain of an ordinary allocating retreat for `nb::reconstruct` to put into place.
+/// Returns whether our MDL was found. IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nb` must be a valid NET_BUFFER owned by the caller, tagged with `rec` by [`insert`]'s new-head
+/// path; every MDL reachable from its chain must be readable; `owns` must accept any such MDL.
+pub unsafe fn relink_new_head(
+    nb: *mut NET_BUFFER,
+    rec: &RetreatRecord,
+    owns: unsafe fn(*mut MDL) -> bool,
+) -> bool {
+    // SAFETY: valid NB (caller contract).
+    let mut m = unsafe { (*nb).MdlChain };
+    for _ in 0..8 {
+        if m.is_null() || m == rec.mdl_chain {
+            return false;
+        }
+        // SAFETY: `m` is reachable from the NB's chain (readable, caller contract).
+        if unsafe { owns(m) } {
+            // SAFETY: `m` is our MDL (the pool's, in flight for this retreat); the recorded chain is
+            // the caller's, still intact behind the MDLs the new head skipped.
+            unsafe { (*m).Next = rec.mdl_chain };
+            return true;
+        }
+        // SAFETY: as above.
+        m = unsafe { (*m).Next };
+    }
+    false
 }
 
 #[cfg(test)]
@@ -211,10 +414,17 @@ mod tests {
         };
         for split in 0..=24 {
             let mut c = chain_with(&f, split);
+            let whole = c.flat();
+            // SAFETY: (test) valid NB.
+            let mut rec = unsafe { RetreatRecord::capture(c.nb()) };
             // What a fast-path retreat of 4 does.
             c.nb_mut().DataOffset -= 4;
             c.nb_mut().SetDataLength(44);
             c.normalise();
+            rec.outstanding = 4;
+            rec.vlan = Inserted::InPlace as u32;
+            // SAFETY: (test) the 4 exposed bytes, read before the tag is written.
+            unsafe { nb::read_at(c.nb(), 0, &mut rec.front) }.unwrap();
             // SAFETY: (test) retreated by 4 over a 40-byte frame.
             unsafe { tag_retreated(c.nb(), tag) }.unwrap();
             let mut wire = std::vec![0u8; 44];
@@ -227,10 +437,15 @@ mod tests {
             // SAFETY: (test) as above.
             assert!(unsafe { is_tagged(c.nb()) }.unwrap());
             // SAFETY: (test) the NB is still retreated by 4.
-            unsafe { remove_inserted(c.nb()) }.unwrap();
+            unsafe { remove_inserted(c.nb(), &rec) }.unwrap();
             c.nb_mut().DataOffset += 4;
             c.nb_mut().SetDataLength(40);
             c.normalise();
+            assert_eq!(
+                c.flat(),
+                whole,
+                "split {split}: every byte of the chain as it was"
+            );
             let mut back = std::vec![0u8; 40];
             // SAFETY: (test) valid chain.
             unsafe { nb::read_at(c.nb(), 0, &mut back) }.unwrap();

@@ -227,7 +227,15 @@ fn replay_mode_with(
         ..SimConfig::default()
     });
     let mut drv = sysrun::SysDriver::start(&sim, image).map_err(|e| e.to_string())?;
-    let nic = sim.add_adapter(AdapterConfig::default());
+    // The capture's NIC: its MtuSize is what the largest captured frame needs (at least Ethernet's
+    // 1500), so a jumbo capture replays on a jumbo miniport (ndis-sim's FRAME_TOO_LONG judges the
+    // rest; a tagged frame gets the 4 bytes 802.1Q encapsulation allows).
+    let largest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    let mtu_size = (largest.saturating_sub(14) as u32).max(1500);
+    let nic = sim.add_adapter(AdapterConfig {
+        mtu_size,
+        ..AdapterConfig::default()
+    });
     nic.set_config("Mode", ConfigValue::Str(mode.into()));
     if mode == "vlan" {
         nic.set_config("VlanPriority", ConfigValue::Int(CONFIGURED.0 as u32));
@@ -258,7 +266,7 @@ fn replay_mode_with(
         };
         let cpu = k % cpus;
         kernel::bind_thread_to_cpu(cpu);
-        let irql = if k % 3 == 0 {
+        let irql = if k.is_multiple_of(3) {
             PASSIVE_LEVEL
         } else {
             DISPATCH_LEVEL

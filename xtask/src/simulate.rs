@@ -100,6 +100,7 @@ pub use linux::run;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod linux {
     use super::SimulateOptions;
+    use ndis_sim::wire::{OffloadKind, OffloadShape};
     use ndis_sim::{AdapterConfig, ConfigValue, NblShape, Sim, SimConfig, Traffic};
     use std::io::{IsTerminal, Write};
     use std::time::{Duration, Instant};
@@ -199,6 +200,47 @@ mod linux {
             seed: 1,
             cpus: Vec::new(),
         };
+        // vlan: traffic as the TCP/IP transport hands it to an adapter with task offloads —
+        // headers in the first MDL behind `backfill` unused bytes, payload in the MDLs after it —
+        // the rounds cycling through LSOv2 over IPv4 and IPv6 (44 segments' worth of payload each),
+        // checksum offload (TCP over IPv4) and USO (IPv6); the simulated NIC parses in-band tags.
+        // With 64 bytes of backfill the tag goes in place; with 2 or 0 the filter builds the tagged
+        // header in a pool block (NetAllocateMdl through the retreat).
+        let offloads: Vec<NblShape> = if o.mode == "vlan" {
+            [
+                (OffloadKind::LsoV2, false, false, 44, 64),
+                (OffloadKind::LsoV2, true, true, 44, 64),
+                (OffloadKind::Checksum, false, true, 1, 2),
+                (OffloadKind::Uso, true, false, 8, 0),
+            ]
+            .into_iter()
+            .map(|(kind, ipv6, options, segments, backfill)| {
+                let mut off = OffloadShape {
+                    kind,
+                    ipv6,
+                    udp: false,
+                    options,
+                    mss: 0,
+                    pretagged: None,
+                };
+                off.mss = off.mss_for(1500);
+                let headers = off.header_len() as u32;
+                let payload = segments * off.mss;
+                NblShape {
+                    nbls: 2,
+                    nbs_per_nbl: 1,
+                    data_offset: backfill,
+                    mdl_lengths: vec![backfill + headers, payload / 2, payload - payload / 2],
+                    frame_len: (headers + payload) as usize,
+                    offload: Some(off),
+                    ieee8021q: traffic.send.ieee8021q,
+                    ..NblShape::default()
+                }
+            })
+            .collect()
+        } else {
+            Vec::new()
+        };
         let tty = std::io::stdout().is_terminal();
         let start = Instant::now();
         let mut last_print = start;
@@ -206,10 +248,16 @@ mod linux {
         let mut round = 0u64;
         while start.elapsed() < Duration::from_secs(o.seconds) {
             round += 1;
+            let send = if offloads.is_empty() {
+                traffic.send.clone()
+            } else {
+                offloads[round as usize % offloads.len()].clone()
+            };
             sim.run_traffic(
                 &nic,
                 &Traffic {
                     seed: round,
+                    send,
                     ..traffic.clone()
                 },
             );
@@ -256,6 +304,13 @@ mod linux {
         c.proto_sent_nbls, c.proto_completed_nbls, c.mp_indicated_nbls, c.mp_returned_nbls, reads, writes
     );
 
+        if o.mode == "vlan" {
+            let [ck, v1, v2, uso] = c.wire_offload_nbls;
+            println!(
+                "simulate: offloads asked for by the NBLs reaching the miniport: checksum {ck}, LSOv1 {v1}, LSOv2 {v2}, USO {uso}; {} frames tagged in-band, {} NBLs tagged through Ieee8021QNetBufferListInfo",
+                c.wire_tagged_nbs, c.wire_oob_tagged_nbls
+            );
+        }
         let findings = sim.findings();
         let dump = sysrun::stats::read(drv.image());
         drop(drv);

@@ -215,6 +215,9 @@ fn setup(u: &mut Unstructured) -> Result<(Setup, AdapterConfig)> {
         } else {
             0
         },
+        // A jumbo NIC: frames here go up to 9018 bytes (a tagged jumbo frame); ndis-sim judges
+        // every frame against MtuSize + 14 (+ 4 tagged), and the model expects every tag in-band.
+        mtu_size: 9004,
         ..AdapterConfig::default()
     };
     Ok((s, a))

@@ -150,7 +150,7 @@ fn one(u: &mut Unstructured, handlers: MdlHandlers, use_pool: bool) -> Result<()
             let want = chain::vlan_model(&f, Some(tag.tci()));
             // SAFETY: (fuzz) as above.
             let r = at_irql(irql, || unsafe {
-                vlan::insert(nbp, &mut rec, tag, 0, handlers)
+                vlan::insert(nbp, &mut rec, tag, handlers)
             });
             let inserted = match r {
                 Ok(did) => did,
@@ -170,10 +170,11 @@ fn one(u: &mut Unstructured, handlers: MdlHandlers, use_pool: bool) -> Result<()
                     "vlan: the wire frame differs from 802.1Q"
                 );
                 assert!(chain::current_is_consistent(nbp));
-                let now = chain::mdls(nbp);
-                let extra = now.len() - mdls0.len();
-                let old = chain::snapshot(&now[extra..]).concat();
-                // Writes only in the 4 retreated bytes and over the 12 address bytes it moves.
+                // The caller's own MDLs, whichever of them the tagged chain still links (a new
+                // head relinks past the ones it copied).
+                let old = chain::snapshot(&mdls0).concat();
+                // Writes only in the 4 retreated bytes and over the 12 address bytes it moves (in
+                // place), or none at all (new head).
                 let lo = (before.data_offset as usize).saturating_sub(4);
                 let hi = before.data_offset as usize + 12;
                 for (i, (a, b)) in bytes0.iter().zip(&old).enumerate() {
@@ -182,7 +183,7 @@ fn one(u: &mut Unstructured, handlers: MdlHandlers, use_pool: bool) -> Result<()
                     }
                 }
                 if inserted {
-                    vlan::remove_inserted(nbp).expect("vlan undo");
+                    vlan::remove_inserted(nbp, &rec).expect("vlan undo");
                 }
             }
         }
@@ -194,10 +195,12 @@ fn one(u: &mut Unstructured, handlers: MdlHandlers, use_pool: bool) -> Result<()
     unsafe {
         assert_eq!(chain::fields(nbp), before, "restore is not exact");
         assert_eq!(chain::mdls(nbp), mdls0);
+        // Every byte of the caller's chain, the unused space in front of the data start included
+        // (ndis-sim's HEADROOM_CORRUPTED): the undo is exact.
         assert_eq!(
-            chain::snapshot(&mdls0).concat()[before.data_offset as usize..],
-            bytes0[before.data_offset as usize..],
-            "the caller's frame (or bytes behind it) differ after the undo"
+            chain::snapshot(&mdls0).concat(),
+            bytes0,
+            "the caller's chain (frame, headroom or bytes behind it) differs after the undo"
         );
     }
     if use_pool {

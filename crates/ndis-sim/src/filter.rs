@@ -407,8 +407,9 @@ crate::sim_exports! {
             ModuleState::Running | ModuleState::Restarting => {}
             // [PAUSING]: a Pausing (or Paused) module returns new receives from below at once
             // (NdisFReturnNetBufferLists, or just returning for NDIS_RECEIVE_FLAGS_RESOURCES). A
-            // receive NDIS issued before FilterPause was called is not new: the filter entered its
-            // callback while Running and may pass it on while Pausing (race.rs: where the line is);
+            // receive NDIS issued before FilterPause returned is not new: the filter may have entered
+            // its callback while it was still Running and may pass it on while Pausing (race.rs:
+            // where the line is);
             // judged Paused, it carries the filter's changes after the pause completed, which is
             // STATE_FORBIDS_RECEIVE as for any NBL past the line.
             ModuleState::Pausing if !originated && issued_before_pause => {}
@@ -787,6 +788,14 @@ fn build_attach_params(id: usize) -> Box<NDIS_FILTER_ATTACH_PARAMETERS> {
     p.MacAddressLength = 6;
     p.CurrentMacAddress[..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1 + id as u8]);
     p.LowerIfIndex = 10 + id as u32;
+    // The miniport's offload configuration, valid for the duration of FilterAttach (the filter
+    // copies what it needs); kept with the strings below.
+    let offload = Box::leak(Box::new(a.cfg.nic_offload.ndis_offload()));
+    p.DefaultOffloadConfiguration = offload as *mut NDIS_OFFLOAD as PVOID;
+    LEAKED_OFFLOADS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(offload as *mut NDIS_OFFLOAD as usize);
     // The strings live as long as the adapter record; reclaimed with the leak-free teardown of the
     // boxed pair below when the process ends (tiny, per attach).
     LEAKED_STRINGS
@@ -797,6 +806,7 @@ fn build_attach_params(id: usize) -> Box<NDIS_FILTER_ATTACH_PARAMETERS> {
 }
 
 static LEAKED_STRINGS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+static LEAKED_OFFLOADS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
 
 /// Frees the attach-parameter string descriptors (end of a simulation).
 pub(crate) fn free_attach_strings() {
@@ -804,6 +814,11 @@ pub(crate) fn free_attach_strings() {
     for p in v {
         // SAFETY: each came from Box::leak of this exact type in build_attach_params.
         drop(unsafe { Box::from_raw(p as *mut [NDIS_STRING; 2]) });
+    }
+    let v = std::mem::take(&mut *LEAKED_OFFLOADS.lock().unwrap_or_else(|e| e.into_inner()));
+    for p in v {
+        // SAFETY: each came from Box::leak of this exact type in build_attach_params.
+        drop(unsafe { Box::from_raw(p as *mut NDIS_OFFLOAD) });
     }
 }
 
@@ -955,7 +970,7 @@ impl RestartAttrs {
                 NDIS_RESTART_ATTRIBUTES::data(self.entry) as *const NDIS_RESTART_GENERAL_ATTRIBUTES;
             ((*g).DataBackFillSize, (*g).ContextBackFillSize)
         };
-        if c as usize % MEMORY_ALLOCATION_ALIGNMENT != 0 || c > u16::MAX as u32 {
+        if !(c as usize).is_multiple_of(MEMORY_ALLOCATION_ALIGNMENT) || c > u16::MAX as u32 {
             verifier::report(rules::NBL_CONTEXT_MISALIGNED, handle,
                 format!("FilterRestart left ContextBackFillSize {c}: not a multiple of MEMORY_ALLOCATION_ALIGNMENT ({MEMORY_ALLOCATION_ALIGNMENT}) within a USHORT"));
         }
@@ -1053,7 +1068,7 @@ pub(crate) fn pause_call(id: usize) -> NDIS_STATUS {
         let mut s = stack();
         let a = &mut s.adapters[id];
         a.state = ModuleState::Pausing;
-        a.race.begun += 1;
+        a.race.pause_in_call = true;
         a.pause_pending = true;
         a.pause_done = false;
     }
@@ -1069,7 +1084,16 @@ pub(crate) fn pause_call(id: usize) -> NDIS_STATUS {
     let st = passive("FilterPause", || unsafe {
         f.invoke(abi, (ctx, &mut p as *mut _))
     });
-    stack().adapters[id].pause_record.status = Some(st);
+    {
+        let mut s = stack();
+        let a = &mut s.adapters[id];
+        // Receives NDIS issues from now on are new to a Pausing filter (RECEIVE_PASSED_WHILE_PAUSING):
+        // the filter changes its own state somewhere inside FilterPause, so one issued while
+        // FilterPause still ran may have met it Running (race.rs: `begun`).
+        a.race.begun += 1;
+        a.race.pause_in_call = false;
+        a.pause_record.status = Some(st);
+    }
     if st == NDIS_STATUS_SUCCESS {
         if !stack().adapters[id].pause_done {
             check_pause_outstanding(id);
@@ -1387,6 +1411,11 @@ pub(crate) fn protocol_oid(
 
 /// The miniport indicates a status: through FilterStatus, or straight to the protocol.
 pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
+    miniport_status_with(id, code, std::ptr::null_mut(), 0)
+}
+
+/// [`miniport_status`] with a status buffer (valid for the duration of the indication).
+pub(crate) fn miniport_status_with(id: usize, code: NDIS_STATUS, buffer: PVOID, size: u32) {
     // SAFETY: all-zero is valid for this plain-data structure.
     let mut ind: NDIS_STATUS_INDICATION = unsafe { std::mem::zeroed() };
     ind.Header = NDIS_OBJECT_HEADER::new(
@@ -1395,6 +1424,8 @@ pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
         NDIS_SIZEOF_STATUS_INDICATION_REVISION_1,
     );
     ind.StatusCode = code;
+    ind.StatusBuffer = buffer;
+    ind.StatusBufferSize = size;
     ind.SourceHandle = (0xB00 + id) as NDIS_HANDLE;
     let h = {
         let s = stack();

@@ -92,6 +92,7 @@ pub mod race;
 pub mod stack;
 pub mod testkit;
 pub mod verifier;
+pub mod wire;
 
 pub use abi::{exports, find_export, Abi, Export};
 pub use config_reads::{set_config_reads, ConfigReads};
@@ -822,6 +823,26 @@ impl Adapter {
         let _g = race::gate_shared();
         let claimed = race::wait_claim_ctl(self.id);
         filter::miniport_status(self.id, code);
+        if claimed {
+            race::release_ctl(self.id);
+        }
+    }
+
+    /// The miniport's task offload configuration changes (e.g. LSO turned off through
+    /// OID_TCP_OFFLOAD_PARAMETERS): from now on sends are judged against `nic`, and the miniport
+    /// indicates NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG with the new NDIS_OFFLOAD as its status
+    /// buffer (DOCUMENTED: ndis-status-task-offload-current-config), at the caller's IRQL.
+    pub fn change_offload(&self, nic: wire::NicOffload) {
+        let _g = race::gate_shared();
+        let claimed = race::wait_claim_ctl(self.id);
+        stack::stack().adapters[self.id].cfg.nic_offload = nic;
+        let mut o = nic.ndis_offload();
+        filter::miniport_status_with(
+            self.id,
+            NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG,
+            &mut o as *mut NDIS_OFFLOAD as PVOID,
+            std::mem::size_of::<NDIS_OFFLOAD>() as u32,
+        );
         if claimed {
             race::release_ctl(self.id);
         }

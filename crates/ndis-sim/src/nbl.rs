@@ -341,6 +341,15 @@ pub(crate) unsafe fn nb_frame(nb: *const NET_BUFFER) -> Option<Vec<u8>> {
     }
 }
 
+/// The bytes of an NB's chain in front of its data start (`[0, DataOffset)`): its unused space.
+///
+/// # Safety
+/// As [`nb_frame`].
+pub(crate) unsafe fn nb_headroom(nb: *const NET_BUFFER) -> Option<Vec<u8>> {
+    // SAFETY: caller's guarantee.
+    unsafe { read_chain((*nb).MdlChain, 0, (*nb).DataOffset as usize) }
+}
+
 /// The NBs of an NBL, bounded.
 ///
 /// # Safety
@@ -415,6 +424,12 @@ pub(crate) struct NbSnap {
     /// (address, ByteCount, Next, va) of each MDL of the original chain.
     pub mdls: Vec<(usize, u32, usize, usize)>,
     pub frame: Vec<u8>,
+    /// The chain's bytes in front of the data start (`[0, DataOffset)`), compared by the
+    /// HEADROOM_CORRUPTED check.
+    pub headroom: Vec<u8>,
+    /// Whether its MAC header lay in the MDL holding the data start (MAC_HEADER_SPLIT judges only
+    /// frames handed out that way).
+    pub mac_contiguous: bool,
 }
 
 /// What one NBL looked like when its owner handed it out.
@@ -463,6 +478,11 @@ pub(crate) unsafe fn snapshot(nbl: *const NET_BUFFER_LIST) -> NblSnap {
                     current_mdl_offset: n.CurrentMdlOffset,
                     mdls,
                     frame: nb_frame(nb).unwrap_or_default(),
+                    headroom: nb_headroom(nb).unwrap_or_default(),
+                    mac_contiguous: {
+                        let f = nb_frame(nb).unwrap_or_default();
+                        crate::wire::head_contiguous(nb, crate::wire::mac_header_len(&f))
+                    },
                 }
             })
             .collect();
@@ -671,6 +691,30 @@ pub(crate) unsafe fn check_restored(
                 ok = false;
             }
         }
+        // SAFETY: as above; the fields equal the snapshot, so the same bytes are read.
+        match unsafe { nb_headroom(*nb) } {
+            Some(h) if h == s.headroom => {}
+            h => {
+                let h = h.unwrap_or_default();
+                let at = h
+                    .iter()
+                    .zip(&s.headroom)
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(h.len().min(s.headroom.len()));
+                verifier::report(
+                    rules::HEADROOM_CORRUPTED,
+                    *nb as usize,
+                    format!(
+                        "{context}: unused byte {at} of {} in front of the data start differs \
+                         ({:#04x?}, handed out {:#04x?})",
+                        s.headroom.len(),
+                        h.get(at),
+                        s.headroom.get(at)
+                    ),
+                );
+                ok = false;
+            }
+        }
     }
     ok
 }
@@ -780,7 +824,7 @@ fn free_context_chain(mut ctx: *mut NET_BUFFER_LIST_CONTEXT) {
 /// MEMORY_ALLOCATION_ALIGNMENT, so every driver's context data stays aligned to it.
 fn check_context_alignment(routine: &str, object: usize, size: u16, backfill: u16) {
     let a = MEMORY_ALLOCATION_ALIGNMENT as u16;
-    if size % a != 0 || backfill % a != 0 {
+    if !size.is_multiple_of(a) || !backfill.is_multiple_of(a) {
         verifier::report(
             rules::NBL_CONTEXT_MISALIGNED,
             object,

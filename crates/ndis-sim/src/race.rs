@@ -96,7 +96,10 @@ thread_local! {
     /// Nesting of injected events (at most one level).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
     /// Pause epoch of the data-path call this thread claimed last (its NBLs are marked with it).
-    static ISSUE_EPOCH: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    /// One entry per call this thread claimed and has not released (innermost last): an event
+    /// injected or a clock tick run inside a call claims and releases its own without clobbering
+    /// the outer call's.
+    static ISSUE_EPOCH: std::cell::RefCell<Vec<(u64, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
     static THREAD_ID: u64 = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
     /// Calls and OIDs/status this thread has claimed and not released.
     static OWN: Cell<usize> = const { Cell::new(0) };
@@ -159,9 +162,15 @@ pub(crate) struct AdapterRace {
     pub detaching: bool,
     /// Pause completions so far (the line of the module docs).
     pub epoch: u64,
-    /// Pauses begun so far (FilterPause called: the module entered Pausing). A receive issued
-    /// before the current pause began is not a *new* indication (RECEIVE_PASSED_WHILE_PAUSING).
+    /// Pauses under way or done whose FilterPause call has returned. A receive NDIS issued before
+    /// the current pause's FilterPause returned is not a *new* indication to the filter
+    /// (RECEIVE_PASSED_WHILE_PAUSING): the filter changes its own state somewhere inside FilterPause,
+    /// and a receive issued while FilterPause still ran may have met it Running; one issued after
+    /// met it Pausing, whatever the interleaving.
     pub begun: u64,
+    /// A FilterPause call is in progress (entered, not returned): a receive passed on meanwhile
+    /// cannot be judged new, whenever it was issued.
+    pub pause_in_call: bool,
     /// NBLs inside a data-path call in progress: (pause epoch at issue, issuing thread, its CPU,
     /// the call's serial — an NBL freed inside the call may be reallocated at the same address and
     /// issued in another call before this one ends —, pauses begun at issue).
@@ -179,7 +188,7 @@ fn claimed(r: &mut AdapterRace) {
     r.calls += 1;
     OWN.with(|o| o.set(o.get() + 1));
     let e = (r.epoch, r.begun);
-    ISSUE_EPOCH.with(|c| c.set(Some(e)));
+    ISSUE_EPOCH.with(|c| c.borrow_mut().push(e));
 }
 
 /// Claims a protocol send (concurrent mode: only while the protocol runs). Pair with [`release`].
@@ -254,7 +263,9 @@ pub(crate) fn claim_taken(r: &mut AdapterRace) {
 pub(crate) fn release(id: usize) {
     with(id, |r, _| r.calls = r.calls.saturating_sub(1));
     OWN.with(|o| o.set(o.get().saturating_sub(1)));
-    ISSUE_EPOCH.with(|c| c.set(None));
+    ISSUE_EPOCH.with(|c| {
+        c.borrow_mut().pop();
+    });
 }
 
 /// Claims an OID or status indication: the module is attached (not Attaching/Detached) and no
@@ -298,7 +309,7 @@ pub(crate) fn mark_in_call(id: usize, list: &[*mut NET_BUFFER_LIST]) -> u64 {
     let t = thread_id();
     let cpu = kernel::current_cpu();
     let serial = CALL_SERIAL.fetch_add(1, Ordering::Relaxed);
-    let issued = ISSUE_EPOCH.with(|c| c.get());
+    let issued = ISSUE_EPOCH.with(|c| c.borrow().last().copied());
     with(id, |r, _| {
         let (e, b) = issued.unwrap_or((r.epoch, r.begun));
         for &n in list {
@@ -362,9 +373,10 @@ pub(crate) fn judged_state(id: usize, list: &[*mut NET_BUFFER_LIST], send: bool)
     }
 }
 
-/// Whether NDIS issued every NBL of `list` to the filter before the module's current pause began
-/// (FilterPause called): such a receive is not a *new* indication, since the filter entered its
-/// callback while Running, so passing it on while Pausing is no RECEIVE_PASSED_WHILE_PAUSING
+/// Whether NDIS issued every NBL of `list` to the filter before the module's current pause's
+/// FilterPause call returned: such a receive is not a *new* indication, since the filter may have
+/// entered its callback while still Running, so passing it on while Pausing is no
+/// RECEIVE_PASSED_WHILE_PAUSING
 /// (learn.microsoft.com network/pausing-a-filter-module, DOCUMENTED: a Pausing filter "should
 /// return new receive indications ... immediately"). NBLs in no NDIS call (kept by the filter
 /// after its callback returned) count as not issued before.
@@ -372,40 +384,47 @@ pub(crate) fn issued_before_pause_began(id: usize, list: &[*mut NET_BUFFER_LIST]
     let s = stack();
     let a = &s.adapters[id];
     !list.is_empty()
-        && list.iter().all(|&n| {
-            a.race
-                .in_call
-                .get(&(n as usize))
-                .is_some_and(|e| e.4 < a.race.begun)
-        })
+        && (a.race.pause_in_call
+            || list.iter().all(|&n| {
+                a.race
+                    .in_call
+                    .get(&(n as usize))
+                    .is_some_and(|e| e.4 < a.race.begun)
+            }))
 }
 
 /// Where each NBL of a hand-on stands against the line (for a finding's detail): the pause epoch
 /// it was issued in (or that it is in no NDIS call), the current epoch, and whether it carries the
 /// filter's changes.
 pub(crate) fn line_detail(id: usize, list: &[*mut NET_BUFFER_LIST], send: bool) -> String {
-    let (epoch, issued): (u64, Vec<Option<u64>>) = {
+    let (epoch, issued): (u64, Vec<Option<(u64, u64)>>) = {
         let s = stack();
         let a = &s.adapters[id];
         (
             a.race.epoch,
             list.iter()
-                .map(|&n| a.race.in_call.get(&(n as usize)).map(|e| e.0))
+                .map(|&n| a.race.in_call.get(&(n as usize)).map(|e| (e.0, e.4)))
                 .collect(),
         )
     };
+    let begun = stack().adapters[id].race.begun;
     let each: Vec<String> = list
         .iter()
         .zip(issued)
         .map(|(&n, e)| {
             let changed = stack::changed_since_handout(id, n as usize, send);
             match e {
-                Some(e) => format!("issued in pause epoch {e}, changed {changed}"),
+                Some((e, b)) => format!(
+                    "issued in pause epoch {e} after {b} pause calls returned, changed {changed}"
+                ),
                 None => format!("in no NDIS call, changed {changed}"),
             }
         })
         .collect();
-    format!("pause epoch now {epoch}; {}", each.join("; "))
+    format!(
+        "pause epoch now {epoch}, {begun} pause calls returned; {}",
+        each.join("; ")
+    )
 }
 
 /// Whether `nbl` is inside a data-path call in progress on another CPU (another thread, or another
@@ -451,7 +470,7 @@ pub(crate) fn preemption_point(site: &'static str, dispatch_safe: bool) {
     }
     let one_in = INTERLEAVE_ONE_IN.load(Ordering::Relaxed) as u64;
     let r = next_random();
-    if r % one_in != 0 {
+    if !r.is_multiple_of(one_in) {
         return;
     }
     let cpus = kernel::cpu_count();
@@ -464,7 +483,7 @@ pub(crate) fn preemption_point(site: &'static str, dispatch_safe: bool) {
     };
     DEPTH.with(|d| d.set(1));
     match armed {
-        Some(id) if (r >> 16) % 2 == 0 => {
+        Some(id) if (r >> 16).is_multiple_of(2) => {
             ARMED_PAUSE.lock().unwrap_or_else(|e| e.into_inner()).take();
             crate::verifier::log(format!(
                 "[sched] FilterPause (adapter {id}) on cpu{cpu} inside {site} on cpu{here}"
@@ -497,7 +516,7 @@ pub(crate) fn background_event(id: usize, r: u64) {
     match r % 6 {
         0 | 1 => {
             if claim_indicate(id) {
-                let flags = if (r >> 8) % 3 == 0 {
+                let flags = if (r >> 8).is_multiple_of(3) {
                     NDIS_RECEIVE_FLAGS_RESOURCES
                 } else {
                     0

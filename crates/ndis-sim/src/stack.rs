@@ -51,6 +51,10 @@ pub struct Frame {
     pub bytes: Vec<u8>,
     /// The NBL's Ieee8021QNetBufferListInfo value.
     pub ieee8021q: usize,
+    /// Whether the MAC header (14 bytes, 18 when tagged) lay in the MDL holding the data start.
+    pub mac_contiguous: bool,
+    /// The NBL's TcpIpChecksum, TcpLargeSend and UdpSegmentationOffload info values.
+    pub offload: [usize; 3],
     /// Virtual CPU it was seen on.
     pub cpu: usize,
 }
@@ -114,6 +118,12 @@ pub struct Counters {
     pub send_flags_seen: u32,
     /// OR of every NDIS_RECEIVE_FLAGS_* value the protocol was handed.
     pub receive_flags_seen: u32,
+    /// NBLs reaching the miniport that asked for each transmit offload: checksum, LSOv1, LSOv2, USO.
+    pub wire_offload_nbls: [u64; 4],
+    /// NBs reaching the miniport with an in-band 802.1Q/802.1ad tag.
+    pub wire_tagged_nbs: u64,
+    /// NBLs reaching the miniport with a tag in Ieee8021QNetBufferListInfo.
+    pub wire_oob_tagged_nbls: u64,
 }
 
 /// Per-adapter behaviour of the simulated miniport and protocol.
@@ -149,7 +159,9 @@ pub struct AdapterConfig {
     /// the miniport still holds sends and/or the protocol still holds receives, which are given back
     /// later (see [`PauseHold`]).
     pub pause_hold: Option<PauseHold>,
-    /// NDIS_RESTART_GENERAL_ATTRIBUTES.MtuSize the miniport reports at restart. Default 1500.
+    /// The miniport's MtuSize (bytes after the MAC header; OID_GEN_MAXIMUM_FRAME_SIZE), reported in
+    /// NDIS_RESTART_GENERAL_ATTRIBUTES.MtuSize at restart. Frames longer than MtuSize + 14 (+ 4
+    /// tagged, see [`crate::wire::NicOffload`]) are FRAME_TOO_LONG. Default 1500.
     pub mtu_size: u32,
     /// DataBackFillSize the miniport reports in its restart attributes. Default 0.
     pub lower_data_backfill: u32,
@@ -170,6 +182,9 @@ pub struct AdapterConfig {
     /// geometry before giving it back, breaking the restore contract (see [`crate::neighbor`]).
     /// Default `None`.
     pub restore_breaker: Option<crate::neighbor::RestoreBreaker>,
+    /// The miniport's transmit offload capabilities (DefaultOffloadConfiguration at attach) that
+    /// sends are judged against.
+    pub nic_offload: crate::wire::NicOffload,
 }
 
 /// Pause with work still outstanding below/above the filter ([`AdapterConfig::pause_hold`]).
@@ -259,6 +274,7 @@ impl Default for AdapterConfig {
             protocol_honours_data_backfill: true,
             medium: NdisMedium802_3,
             restore_breaker: None,
+            nic_offload: crate::wire::NicOffload::default(),
         }
     }
 }
@@ -442,6 +458,9 @@ pub struct NblShape {
     /// Every MDL describes locked pages that are not mapped into system space (a raw-socket or
     /// packet-capture sender's user buffer): see [`crate::mapping`]. Default false.
     pub locked_unmapped: bool,
+    /// A transmit offload the NBLs ask for: frames get real IP + TCP/UDP headers and the NBL the
+    /// matching info (see [`crate::wire::offload_frame`]). None: the plain pattern frame.
+    pub offload: Option<crate::wire::OffloadShape>,
 }
 
 impl Default for NblShape {
@@ -454,6 +473,7 @@ impl Default for NblShape {
             data_offset: 0,
             ieee8021q: 0,
             locked_unmapped: false,
+            offload: None,
         }
     }
 }
@@ -482,6 +502,11 @@ fn build_chain(shape: &NblShape, frame: &[u8]) -> *mut MDL {
                 let p = pos + i;
                 if p >= shape.data_offset as usize && p < need {
                     *va.add(i) = frame[p - shape.data_offset as usize];
+                } else {
+                    // Unused bytes carry a position-dependent pattern, so that HEADROOM_CORRUPTED
+                    // sees any byte a filter leaves changed there (a constant fill would hide a
+                    // write of that constant).
+                    *va.add(i) = 0xE5 ^ (p as u8).wrapping_mul(29);
                 }
             }
             if shape.locked_unmapped {
@@ -522,9 +547,9 @@ fn build_nbls(
         assert!(!nbl.is_null(), "simulator NBL allocation failed");
         nbl::fill_owner_context(nbl, i as u8);
         for j in 0..per {
-            let frame = match given.as_mut() {
+            let (frame, infos) = match given.as_mut() {
                 Some(it) => match it.next() {
-                    Some(f) => f.clone(),
+                    Some(f) => (f.clone(), [0; 3]),
                     None => break,
                 },
                 None => {
@@ -533,9 +558,18 @@ fn build_nbls(
                         s.seq += 1;
                         s.seq
                     };
-                    make_frame(seq, shape.frame_len)
+                    match &shape.offload {
+                        Some(o) => crate::wire::offload_frame(seq, shape.frame_len, o),
+                        None => (make_frame(seq, shape.frame_len), [0; 3]),
+                    }
                 }
             };
+            if j == 0 {
+                for (slot, v) in crate::wire::OFFLOAD_INFO_SLOTS.iter().zip(infos) {
+                    // SAFETY: fresh simulator NBL.
+                    unsafe { (*nbl).NetBufferListInfo[*slot] = v as PVOID };
+                }
+            }
             digest = digest_add(digest, &frame);
             nbs += 1;
             let chain = build_chain(shape, &frame);
@@ -700,8 +734,23 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
         }
         // SAFETY: a registered NBL handed to the miniport; walks are bounded.
         unsafe {
-            for nb in nbl::nbs_of(n) {
-                nbl::check_nb_consistent("send reaching the miniport", nb);
+            let (sent, nic, mtu) = {
+                let s = stack();
+                let a = &s.adapters[id];
+                (
+                    a.sent.get(&(n as usize)).cloned(),
+                    a.cfg.nic_offload,
+                    a.cfg.mtu_size,
+                )
+            };
+            let infos = crate::wire::OFFLOAD_INFO_SLOTS.map(|i| (*n).NetBufferListInfo[i] as usize);
+            for (i, nb) in nbl::nbs_of(n).into_iter().enumerate() {
+                if nbl::check_nb_consistent("send reaching the miniport", nb) {
+                    crate::wire::judge_nb(i, nb, sent.as_ref());
+                    if let Some(f) = nbl::nb_frame(nb) {
+                        crate::wire::judge_offload(nb as usize, &f, infos, &nic, mtu);
+                    }
+                }
                 neighbor_header_round_trip(nb, neighbor);
                 let mut m = (*nb).MdlChain;
                 let mut hops = 0;
@@ -712,9 +761,14 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
                     hops += 1;
                 }
                 let bytes = nbl::nb_frame(nb).unwrap_or_default();
+                let mac_contiguous =
+                    crate::wire::head_contiguous(nb, crate::wire::mac_header_len(&bytes));
                 frames.push(Frame {
                     bytes,
                     ieee8021q: (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
+                    mac_contiguous,
+                    offload: crate::wire::OFFLOAD_INFO_SLOTS
+                        .map(|i| (*n).NetBufferListInfo[i] as usize),
                     cpu,
                 });
             }
@@ -738,6 +792,23 @@ pub(crate) fn miniport_accept(id: usize, head: *mut NET_BUFFER_LIST, flags: u32)
         a.counters.wire_nbls += list.len() as u64;
         a.counters.wire_nbs += frames.len() as u64;
         a.counters.filter_originated_sends += originated;
+        for &n in &list {
+            // SAFETY: registered NBLs the miniport holds now; read only.
+            let (infos, oob) = unsafe {
+                (
+                    crate::wire::OFFLOAD_INFO_SLOTS.map(|i| (*n).NetBufferListInfo[i] as usize),
+                    (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
+                )
+            };
+            for (k, hit) in crate::wire::offload_kinds(infos).iter().enumerate() {
+                a.counters.wire_offload_nbls[k] += *hit as u64;
+            }
+            a.counters.wire_oob_tagged_nbls += (oob != 0) as u64;
+        }
+        a.counters.wire_tagged_nbs += frames
+            .iter()
+            .filter(|f| crate::wire::mac_header_len(&f.bytes) == 18)
+            .count() as u64;
         for f in &frames {
             a.counters.wire_digest = digest_add(a.counters.wire_digest, &f.bytes);
         }
@@ -1019,9 +1090,14 @@ pub(crate) fn protocol_receive(id: usize, head: *mut NET_BUFFER_LIST, count: u32
                 nbl::check_nb_consistent("receive reaching the protocol", nb);
                 neighbor_header_round_trip(nb, neighbor);
                 let bytes = nbl::nb_frame(nb).unwrap_or_default();
+                let mac_contiguous =
+                    crate::wire::head_contiguous(nb, crate::wire::mac_header_len(&bytes));
                 frames.push(Frame {
                     bytes,
                     ieee8021q: (*n).NetBufferListInfo[info::Ieee8021QNetBufferListInfo] as usize,
+                    mac_contiguous,
+                    offload: crate::wire::OFFLOAD_INFO_SLOTS
+                        .map(|i| (*n).NetBufferListInfo[i] as usize),
                     cpu,
                 });
             }

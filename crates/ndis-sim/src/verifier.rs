@@ -138,6 +138,30 @@ pub mod rules {
     /// MmMapLockedPagesSpecifyCache misused: a second system mapping, pages not locked, UserMode,
     /// BugCheckOnFailure TRUE, a requested address, or no MdlMappingNoExecute.
     pub const MDL_MAPPING_MISUSE: &str = "MDL_MAPPING_MISUSE";
+    /// A completed/returned NB whose unused space in front of the data start (the chain's bytes
+    /// `[0, DataOffset)`) differs from what its owner handed out. Receive: DOCUMENTED that a driver
+    /// that advances past a header it used leaves that header "in the buffer in the unused data
+    /// space" (learn.microsoft.com, "Retreat and Advance Operations"), and that retreating on return
+    /// gives it back to the lower driver; INFERRED that a miniport or lower filter may read it again
+    /// once the NBL is back, so an upper driver that writes there must put it back. Send: stricter
+    /// than Windows (a protocol's send backfill is documented as room for lower drivers' headers),
+    /// held to because the driver under test claims an exact restore of its callers' buffers.
+    pub const HEADROOM_CORRUPTED: &str = "HEADROOM_CORRUPTED";
+    /// A send reached the miniport with its MAC header (14 bytes, 18 when tagged) not wholly inside
+    /// the MDL holding the data start, although the protocol handed it down that way (evidence in
+    /// `wire.rs`).
+    pub const MAC_HEADER_SPLIT: &str = "MAC_HEADER_SPLIT";
+    /// A send reached the miniport with a TcpHeaderOffset (checksum or LSO info) or UdpHeaderOffset
+    /// (USO info) that does not point at the TCP/UDP header of the bytes it carries (evidence in
+    /// `wire.rs`).
+    pub const OFFLOAD_OFFSET_WRONG: &str = "OFFLOAD_OFFSET_WRONG";
+    /// A send reached the miniport with a checksum/LSO/USO request that contradicts its frame (IP
+    /// version, protocol), or that the miniport did not advertise for the frame's encapsulation
+    /// (an in-band 802.1Q tag needs NDIS_ENCAPSULATION_IEEE_802_3_P_AND_Q).
+    pub const OFFLOAD_MISMATCH: &str = "OFFLOAD_MISMATCH";
+    /// A frame (or, for LSO/USO, a segment) longer than the miniport's MtuSize + 14 bytes (+ 4 for a
+    /// tagged frame on a miniport that handles 802.1Q encapsulation) reached the miniport.
+    pub const FRAME_TOO_LONG: &str = "FRAME_TOO_LONG";
 }
 
 /// One verifier finding.

@@ -224,18 +224,38 @@ fn lifecycle_churn_while_traffic_runs() {
     nic.attach().unwrap();
     nic.restart().unwrap();
     let t = Traffic {
-        steps_per_cpu: 400,
+        steps_per_cpu: 20,
         seed: 11,
         ..Traffic::default()
     };
+    let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
-        s.spawn(|| sim.run_traffic(&nic, &t));
+        // Traffic in rounds until the lifecycle loop is done, so every cycle overlaps it.
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                sim.run_traffic(&nic, &t);
+            }
+        });
         for _ in 0..30 {
+            // Let traffic flow while Running before each pause, however the host schedules the
+            // threads: wait until the traffic thread has sent and indicated something more.
+            let (sent, indicated) = {
+                let c = nic.counters();
+                (c.proto_sent_nbls, c.mp_indicated_nbls)
+            };
+            loop {
+                let c = nic.counters();
+                if c.proto_sent_nbls > sent && c.mp_indicated_nbls > indicated {
+                    break;
+                }
+                std::thread::yield_now();
+            }
             nic.pause().unwrap();
             assert_eq!(nic.outstanding(), 0);
             nic.restart().unwrap();
             std::thread::yield_now();
         }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     nic.drain();
     let c = nic.counters();
@@ -262,7 +282,11 @@ fn given_frames_arrive_in_order_byte_for_byte() {
     });
     lwf::set_bad(lwf::Bad::None);
     let drv = sim.load_driver(lwf::DriverEntry);
-    let nic = sim.add_adapter(AdapterConfig::default());
+    // Frames up to a few KB: a jumbo miniport (FRAME_TOO_LONG judges against MtuSize + 14).
+    let nic = sim.add_adapter(AdapterConfig {
+        mtu_size: 9000,
+        ..AdapterConfig::default()
+    });
     nic.attach().unwrap();
     nic.restart().unwrap();
     let frames: Vec<Vec<u8>> = (0..5usize)

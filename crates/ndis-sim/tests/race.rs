@@ -265,6 +265,9 @@ fn a_send_issued_before_the_pause_completed_and_passed_on_unchanged_raced_legiti
 fn a_send_issued_before_the_pause_completed_but_changed_after_it_is_state_forbids_send() {
     let (sim, nic, drv) = pausing_send(Lifecycle::Concurrent, racy_lwf::SEND_RACE_CHANGED);
     sim.expect_finding(rules::STATE_FORBIDS_SEND);
+    // The test filter's change is a retreat with NDIS's default allocator, which leaves the MAC
+    // header across the new MDL and the protocol's (vlan's MAC_HEADER_SPLIT); not this test's point.
+    sim.expect_finding(rules::MAC_HEADER_SPLIT);
     nic.pause().unwrap();
     assert_eq!(
         sim.finding_count(rules::STATE_FORBIDS_SEND),

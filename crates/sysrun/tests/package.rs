@@ -89,10 +89,10 @@ fn traffic_run(mode: &str) {
     nic.set_config("Mode", ConfigValue::Str(mode.into()));
     nic.attach().expect("attach");
     nic.restart().expect("restart");
-    // The image raised the restart attributes' ContextBackFillSize by its NBL context (64 bytes).
+    // The image raised the restart attributes' ContextBackFillSize by its NBL context (96 bytes).
     assert_eq!(
         nic.restart_backfill(),
-        (0, 64),
+        (0, 96),
         "restart attributes left by the image"
     );
     let (r0, w0) = sysrun::trap::cr8_counts();
@@ -337,4 +337,93 @@ fn pause_detach_reattach_churn_under_traffic() {
     drv.unload(&sim);
     let report = sim.finish();
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
+}
+
+/// vlan mode inside the shipped image on NICs with task offloads (a subset of
+/// tests/filter_vlan_offload.rs): LSOv2 / checksum / USO over IPv4 and IPv6 across the insert
+/// paths, on a NIC that parses in-band tags (tagged frames, offsets moved: ndis-sim's miniport
+/// judges them), one that inserts from the OOB info (tag handed over), and full-size plain frames
+/// on a NIC without 802.1Q support (left untagged); then receive-inline re-insertion with the
+/// miniport's headroom checked byte for byte at return. Zero findings.
+#[test]
+fn vlan_offloads_and_frame_size_inside_the_loaded_image() {
+    use ndis_sim::wire::{NicOffload, OffloadKind, OffloadShape};
+    let p_and_q = NDIS_ENCAPSULATION_IEEE_802_3 | NDIS_ENCAPSULATION_IEEE_802_3_P_AND_Q;
+    let in_oob = NDIS_ENCAPSULATION_IEEE_802_3 | NDIS_ENCAPSULATION_IEEE_802_3_P_AND_Q_IN_OOB;
+    let cases = [
+        (OffloadKind::LsoV2, false, false, 32u32, p_and_q),
+        (OffloadKind::LsoV2, true, false, 2, p_and_q),
+        (OffloadKind::Checksum, true, true, 0, p_and_q),
+        (OffloadKind::Uso, false, true, 4, p_and_q),
+        (OffloadKind::LsoV2, false, false, 32, in_oob),
+    ];
+    for (kind, ipv6, udp, off, encapsulation) in cases {
+        let sim = Sim::start(SimConfig {
+            cpus: 1,
+            ..SimConfig::default()
+        });
+        let mut drv = load(&sim);
+        let nic = sim.add_adapter(AdapterConfig {
+            nic_offload: NicOffload {
+                encapsulation,
+                ..NicOffload::default()
+            },
+            ..AdapterConfig::default()
+        });
+        nic.set_config("Mode", ConfigValue::Str("vlan".into()));
+        nic.set_config("VlanId", ConfigValue::Int(42));
+        nic.set_config("VlanReceiveInline", ConfigValue::Int(1));
+        nic.attach().expect("attach");
+        nic.restart().expect("restart");
+        let mut o = OffloadShape {
+            kind,
+            ipv6,
+            udp,
+            options: true,
+            mss: 0,
+            pretagged: None,
+        };
+        o.mss = o.mss_for(1500);
+        let segments = if kind == OffloadKind::Checksum { 1 } else { 20 };
+        nic.send(&NblShape {
+            nbls: 2,
+            data_offset: off,
+            frame_len: o.header_len() + segments * o.mss as usize,
+            offload: Some(o),
+            ..NblShape::default()
+        });
+        for f in nic.wire_frames() {
+            let in_band = encapsulation == p_and_q;
+            assert_eq!(f.bytes[12..14] == [0x81, 0x00], in_band, "{kind:?} {off}");
+            assert_eq!(f.ieee8021q != 0, !in_band, "{kind:?} {off}");
+            assert!(f.mac_contiguous);
+        }
+        // Full-size plain frames on a NIC that cannot take 1518 bytes: left untagged.
+        if encapsulation == in_oob {
+            nic.send(&NblShape {
+                frame_len: 1514,
+                data_offset: 16,
+                ..NblShape::default()
+            });
+        }
+        // Receive-inline: the stripped tag goes back into frames whose headroom the miniport owns.
+        nic.indicate(
+            &NblShape {
+                nbls: 2,
+                data_offset: 32,
+                ieee8021q: NDIS_NET_BUFFER_LIST_8021Q_INFO::new(1, 0, 7).Value,
+                ..NblShape::default()
+            },
+            0,
+        );
+        nic.drain();
+        let c = nic.counters();
+        assert_eq!(c.proto_completed_nbls, c.proto_sent_nbls);
+        assert_eq!(c.mp_returned_nbls, c.mp_indicated_nbls);
+        nic.pause().expect("pause");
+        nic.detach();
+        drv.unload(&sim);
+        let report = sim.finish();
+        assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    }
 }

@@ -85,7 +85,7 @@ fn shipped_image_through_concurrent_churn_on_threads() {
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 k += 1;
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     let mut buf = [0u8; 8];
                     let (st, _) =
                         nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
@@ -107,7 +107,7 @@ fn shipped_image_through_concurrent_churn_on_threads() {
                 0,
                 "cycle {cycle}: pool blocks in flight at pause"
             );
-            if rng % 8 == 0 {
+            if rng.is_multiple_of(8) {
                 nic.detach();
                 configure(&nic, rng >> 8);
                 nic.attach().unwrap();

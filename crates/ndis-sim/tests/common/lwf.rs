@@ -86,6 +86,22 @@ pub enum Bad {
     /// Correct: reads the first data byte of each send through MmGetSystemAddressForMdlSafe
     /// (NormalPagePriority | MdlMappingNoExecute).
     MapSafely,
+    /// On receive, retreats each NB by one byte in place, writes that byte (the byte in front of the
+    /// data start, which belongs to the miniport), and advances back before indicating: the NB's
+    /// fields and data are as handed out, its unused space is not.
+    ScribbleHeadroom,
+    /// On send, retreats each first NB by DataOffset + 2 (the scenario's DataOffset 6), so NDIS prepends
+    /// a 2-byte MDL and the MAC header spans it and the caller's MDL; advances it away (FreeMdl) at
+    /// completion, so the NB comes back exactly as handed out.
+    SplitMacHeader,
+    /// On send, adds 4 to the LSO info's TcpHeaderOffset (the frame unchanged); puts it back at
+    /// completion.
+    LsoOffsetOffBy4,
+    /// On send, swaps the checksum info's IsIPv4/IsIPv6 bits; puts them back at completion.
+    ChecksumWrongIpVersion,
+    /// On send, retreats each first NB by 8 bytes in place (the frame grows by 8 bytes of unused
+    /// space); advances them away at completion.
+    GrowFrame,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -439,6 +455,33 @@ unsafe extern "system" fn send(
                         let _ = NdisRetreatNetBufferDataStart(nb, 2, 0, None);
                     }
                 }
+                Bad::LsoOffsetOffBy4 => {
+                    let v = (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] as usize;
+                    let i = NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO { Value: v };
+                    if i.is_set() {
+                        (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] =
+                            i.with_TcpHeaderOffset(i.TcpHeaderOffset() + 4).Value as PVOID;
+                    }
+                }
+                Bad::ChecksumWrongIpVersion => {
+                    let v = (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] as usize;
+                    (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] =
+                        (v ^ 0b11) as PVOID;
+                }
+                Bad::GrowFrame => {
+                    let nb = (*n).FirstNetBuffer;
+                    if (*nb).DataOffset >= 8 {
+                        let st = NdisRetreatNetBufferDataStart(nb, 8, 0, None);
+                        assert_eq!(st, NDIS_STATUS_SUCCESS);
+                    }
+                }
+                Bad::SplitMacHeader => {
+                    let nb = (*n).FirstNetBuffer;
+                    if (*nb).DataOffset == 6 {
+                        let st = NdisRetreatNetBufferDataStart(nb, 8, 0, None);
+                        assert_eq!(st, NDIS_STATUS_SUCCESS);
+                    }
+                }
                 Bad::CorruptData => {
                     let nb = (*n).FirstNetBuffer;
                     let mut m = (*nb).CurrentMdl;
@@ -559,6 +602,29 @@ unsafe extern "system" fn send_complete(ctx: NDIS_HANDLE, nbls: *mut NET_BUFFER_
                 if bad() == Bad::OffByOneMdlOffset {
                     (*(*n).FirstNetBuffer).CurrentMdlOffset -= 1;
                 }
+                if bad() == Bad::LsoOffsetOffBy4 {
+                    let v = (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] as usize;
+                    let i = NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO { Value: v };
+                    if i.is_set() {
+                        (*n).NetBufferListInfo[info::TcpLargeSendNetBufferListInfo] =
+                            i.with_TcpHeaderOffset(i.TcpHeaderOffset() - 4).Value as PVOID;
+                    }
+                }
+                if bad() == Bad::ChecksumWrongIpVersion {
+                    let v = (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] as usize;
+                    (*n).NetBufferListInfo[info::TcpIpChecksumNetBufferListInfo] =
+                        (v ^ 0b11) as PVOID;
+                }
+                if bad() == Bad::GrowFrame {
+                    let nb = (*n).FirstNetBuffer;
+                    NdisAdvanceNetBufferDataStart(nb, 8, FALSE, None);
+                }
+                if bad() == Bad::SplitMacHeader {
+                    let nb = (*n).FirstNetBuffer;
+                    if (*(*nb).MdlChain).ByteCount == 2 {
+                        NdisAdvanceNetBufferDataStart(nb, 8, TRUE, None);
+                    }
+                }
                 if bad() == Bad::PauseCompletesEarly {
                     NdisFreeNetBufferListContext(n, 16);
                 }
@@ -615,6 +681,29 @@ unsafe extern "system" fn receive(
     {
         m.held.store(nbls, SeqCst);
         return;
+    }
+    if bad() == Bad::ScribbleHeadroom {
+        let mut n = nbls;
+        while !n.is_null() {
+            // SAFETY: NBLs handed to us, with valid NBs and mapped simulator MDLs; the retreat is in
+            // place (the scenario's DataOffset is 6), so the byte written lies in the caller's chain.
+            unsafe {
+                let mut nb = (*n).FirstNetBuffer;
+                while !nb.is_null() {
+                    if (*nb).DataOffset >= 1
+                        && NdisRetreatNetBufferDataStart(nb, 1, 0, None) == NDIS_STATUS_SUCCESS
+                    {
+                        let m = (*nb).CurrentMdl;
+                        let p =
+                            (MdlMappedSystemVa(m) as *mut u8).add((*nb).CurrentMdlOffset as usize);
+                        *p ^= 0x5A;
+                        NdisAdvanceNetBufferDataStart(nb, 1, FALSE, None);
+                    }
+                    nb = (*nb).Next;
+                }
+                n = (*n).Next;
+            }
+        }
     }
     let count = if bad() == Bad::WrongReceiveCount {
         count + 1
