@@ -58,6 +58,7 @@
 #![cfg_attr(miri, feature(c_variadic))]
 
 pub mod abi;
+pub mod bench_only;
 pub mod fault;
 pub mod filter;
 pub mod kernel;

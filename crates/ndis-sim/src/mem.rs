@@ -159,6 +159,28 @@ pub(crate) fn driver_blocks() -> Vec<(usize, usize, u32, Option<MdlOrigin>)> {
         .collect()
 }
 
+/// The table work of one default-allocator retreat + advance (see `bench_only`), on a dummy entry at an
+/// address no allocation can have (the top page of the address space), removed again before returning.
+pub(crate) fn bookkeeping_round() {
+    let key = usize::MAX - PAGE_SIZE + 1;
+    let block = Block {
+        size: 64,
+        tag: NDIS_DEFAULT_MDL_TAG,
+        flags: POOL_FLAG_NON_PAGED,
+        align: 64,
+        owner: Owner::Driver,
+    };
+    pool().blocks.insert(key, block);
+    set_mdl_origin(key as *mut MDL, MdlOrigin::DefaultRetreat);
+    std::hint::black_box(is_nonpaged(key, 16));
+    std::hint::black_box(is_nonpaged(key, 64));
+    std::hint::black_box(mdl_origin(key as *const MDL));
+    forget_mdl(key as *const MDL);
+    let mut t = pool();
+    t.blocks.remove(&key);
+    t.mdls.remove(&key);
+}
+
 /// Frees every remaining block (end of a simulation, after the leak report).
 pub(crate) fn free_all() {
     let addrs: Vec<usize> = pool().blocks.keys().copied().collect();
