@@ -21,7 +21,12 @@
 //! In ndis-sim NDIS's default allocator is ExAllocatePool2 + MmBuildMdlForNonPagedPool per retreat
 //! and ExFreePool per advance, as ndis.sys does (ndis-contract.md §5); the simulated pool allocator
 //! keeps a verifier record per block behind a lock, so the gap differs from a real kernel's.
-//! The numbers are simulator numbers: compare rows, not absolute values.
+//! The numbers are simulator numbers: compare rows, not absolute values. The A/B table therefore also
+//! has `_bookkeeping_both` rows, where each side is also charged, once per NBL, the simulator
+//! bookkeeping only the other side pays (`ndis_sim::bench_only`: the pool tables of the simulated
+//! ExAllocatePool2/ExFreePool for the pool side, the checks of a handler's MDL for the default side),
+//! so that both pay the same; `cargo xtask bench` reads the table's figures from
+//! `$MDLPOOL_DATAPATH_FACTS`.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use ndis_sim::{kernel, testkit::TestNbl, AdapterConfig, NblShape, Sim, SimConfig, SimGuard};
@@ -154,29 +159,40 @@ fn interleaved(
     (med(&mut ta), med(&mut tb), med(&mut ratios))
 }
 
+/// One A/B row: (name, pool ns, default ns, median ratio).
+type Row = (String, f64, f64, f64);
+
 fn ab_table() {
     let rounds = 200;
-    println!();
-    println!("datapath A/B, interleaved ({rounds} rounds; median ns per NBL; ratio = median of per-round pool/default):");
-    println!(
-        "{:<34} {:>12} {:>14} {:>8}",
-        "benchmark", "pool", "ndis_default", "ratio"
-    );
+    // Each side charged the simulator bookkeeping the other pays (the `_bookkeeping_both` rows).
+    let charge = ndis_sim::bench_only::charge_default_mdl_bookkeeping;
+    let charge_h = ndis_sim::bench_only::charge_handler_mdl_bookkeeping;
+    let mut rows: Vec<Row> = Vec::new();
     {
         let (sim, drv) = load(1);
         let nbl = BenchNbl::new();
-        let (p, d, r) = kernel::at_irql(DISPATCH_LEVEL, || {
-            interleaved(
+        kernel::at_irql(DISPATCH_LEVEL, || {
+            let (p, d, r) = interleaved(
                 rounds,
                 2000,
                 || nbl.round_trip(false),
                 || nbl.round_trip(true),
-            )
+            );
+            rows.push(("exercise_round_trip".into(), p, d, r));
+            let (p, d, r) = interleaved(
+                rounds,
+                2000,
+                || {
+                    nbl.round_trip(false);
+                    charge();
+                },
+                || {
+                    nbl.round_trip(true);
+                    charge_h();
+                },
+            );
+            rows.push(("exercise_round_trip_bookkeeping_both".into(), p, d, r));
         });
-        println!(
-            "{:<34} {:>12.1} {:>14.1} {:>8.3}",
-            "datapath/exercise_round_trip", p, d, r
-        );
         drop(nbl);
         sim.unload(drv);
         sim.finish();
@@ -185,29 +201,64 @@ fn ab_table() {
         let (sim, drv) = load(1);
         let nic = running_inline_adapter(&sim);
         let shape = NblShape::default();
-        let (p, d, r) = kernel::at_irql(DISPATCH_LEVEL, || {
-            interleaved(
-                rounds,
-                200,
-                || {
-                    mdlpool::filter::use_ndis_default_allocator(false);
-                    nic.send(&shape);
-                },
-                || {
-                    mdlpool::filter::use_ndis_default_allocator(true);
-                    nic.send(&shape);
-                },
-            )
+        kernel::at_irql(DISPATCH_LEVEL, || {
+            for both in [false, true] {
+                let (p, d, r) = interleaved(
+                    rounds,
+                    200,
+                    || {
+                        mdlpool::filter::use_ndis_default_allocator(false);
+                        nic.send(&shape);
+                        if both {
+                            charge();
+                        }
+                    },
+                    || {
+                        mdlpool::filter::use_ndis_default_allocator(true);
+                        nic.send(&shape);
+                        if both {
+                            charge_h();
+                        }
+                    },
+                );
+                let name = if both {
+                    "send_through_stack_bookkeeping_both"
+                } else {
+                    "send_through_stack"
+                };
+                rows.push((name.into(), p, d, r));
+            }
         });
         mdlpool::filter::use_ndis_default_allocator(false);
-        println!(
-            "{:<34} {:>12.1} {:>14.1} {:>8.3}",
-            "datapath/send_through_stack", p, d, r
-        );
         nic.pause().unwrap();
         nic.detach();
         sim.unload(drv);
         sim.finish();
+    }
+    // The bookkeeping alone (what the `_bookkeeping_both` rows add to the pool side), same timing loop.
+    let (bk, bk_h, _) = interleaved(rounds, 2000, charge, charge_h);
+    println!();
+    println!("datapath A/B, interleaved ({rounds} rounds; median ns per NBL; ratio = median of per-round pool/default):");
+    println!(
+        "{:<44} {:>12} {:>14} {:>8}",
+        "benchmark", "pool", "ndis_default", "ratio"
+    );
+    let mut facts = format!(
+        "rounds={rounds}\nbookkeeping_default_ns={bk:.1}\nbookkeeping_handler_ns={bk_h:.1}\n"
+    );
+    for (name, p, d, r) in &rows {
+        println!(
+            "{:<44} {:>12.1} {:>14.1} {:>8.3}",
+            format!("datapath/{name}"),
+            p,
+            d,
+            r
+        );
+        facts += &format!("{name}.pool={p:.1}\n{name}.ndis_default={d:.1}\n{name}.ratio={r:.4}\n");
+    }
+    println!("simulator bookkeeping per NBL: default allocator's pool tables {bk:.1} ns (charged to the pool side in *_bookkeeping_both), handler checks {bk_h:.1} ns (charged to the default side)");
+    if let Ok(path) = std::env::var("MDLPOOL_DATAPATH_FACTS") {
+        std::fs::write(&path, facts).expect("write datapath facts");
     }
 }
 

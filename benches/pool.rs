@@ -3,7 +3,10 @@
 //! it (write the 16 bytes at its tail, where a retreat puts headers, and read one back), free it.
 //!
 //! Peers (all serve the same block shape, `[MDL + PFN | data]`, built once unless said otherwise):
-//! - `floor`: a bare per-thread `Vec` pop/push of pre-built blocks (no pool logic at all);
+//! - `floor`: what the pattern cannot avoid, with no pool logic at all: in `same_cpu`, `burst` and
+//!   `contended` a bare per-thread `Vec` pop/push of pre-built blocks; in `cross_cpu` the bare hand-off
+//!   (`run_handoff_floor`: pre-built blocks written on CPU 0, unlinked and freed on CPU 1, returned to
+//!   CPU 0 in the same batches);
 //! - `lookaside`: one shared Windows lookaside model (tagged Treiber stack, depth cap 256, plain
 //!   counters on the list head's line, i.e. one LOOKASIDE_LIST_EX for all CPUs);
 //! - `arrayqueue`: crossbeam `ArrayQueue` of block pointers (capacity 256);
@@ -70,6 +73,8 @@ const N: u32 = 128;
 const BURST: usize = 256;
 const BATCH: usize = 64;
 const CAP: usize = 256;
+/// Batches in circulation in the hand-off floor (as many as `run_cross` keeps in flight).
+const HANDOFF_VECS: usize = 4;
 
 // ---------------------------------------------------------------------------------------------------
 // Block shape shared by the peers: MDL at 0, one PFN at 0x30, data at 0x40 (NDIS's own default layout).
@@ -473,6 +478,70 @@ fn run_cross(p: &dyn Peer, iters: u64) -> Duration {
     Duration::from_nanos(total).mul_f64(iters as f64 / (batches * BATCH as u64) as f64)
 }
 
+/// The cross-CPU floor: the bare hand-off. `HANDOFF_VECS` batches of pre-built blocks circulate between
+/// CPU 0 and CPU 1 in the same batches of BATCH and through the same channels as `run_cross`. CPU 0 takes
+/// each block of a returned batch and does what an allocation changes (Next, ByteCount) and the touch;
+/// CPU 1 does NDIS's unlink read and the free's one write to the block's first line (a free list's link
+/// word), then sends the batch back for reuse. No per-CPU lookup, class lookup, counters or checks: only
+/// the cache-line transfers the pattern cannot avoid. Timed exactly like `run_cross`.
+fn run_handoff_floor(iters: u64) -> Duration {
+    let batches = iters.div_ceil(BATCH as u64).max(1);
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Vec<usize>>(HANDOFF_VECS);
+    let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Vec<usize>>(HANDOFF_VECS);
+    for _ in 0..HANDOFF_VECS {
+        back_tx
+            .send((0..BATCH).map(|_| new_block(&System)).collect())
+            .unwrap();
+    }
+    let full_rx = Mutex::new(full_rx);
+    let back_rx = Mutex::new(back_rx);
+    let work = [AtomicU64::new(0), AtomicU64::new(0)];
+    duo(
+        batches,
+        |_| {},
+        |cpu, batches| {
+            let mut spent = Duration::ZERO;
+            if cpu == 0 {
+                let rx = back_rx.lock().unwrap();
+                for _ in 0..batches {
+                    let v = rx.recv().unwrap();
+                    let t = std::time::Instant::now();
+                    for &b in &v {
+                        touch(hand_out(b, N));
+                    }
+                    spent += t.elapsed();
+                    full_tx.send(v).unwrap();
+                }
+            } else {
+                let rx = full_rx.lock().unwrap();
+                for _ in 0..batches {
+                    let v = rx.recv().unwrap();
+                    let t = std::time::Instant::now();
+                    for &b in &v {
+                        let m = b as *mut MDL;
+                        complete(m);
+                        // SAFETY: the block is ours until the batch goes back.
+                        unsafe { (*m).Next = core::ptr::null_mut() };
+                    }
+                    spent += t.elapsed();
+                    let _ = back_tx.send(v);
+                }
+            }
+            work[cpu].store(spent.as_nanos() as u64, Ordering::Relaxed);
+        },
+    );
+    // Every batch is back on the return channel (or was never taken): free the blocks.
+    let rx = back_rx.into_inner().unwrap();
+    let rest = full_rx.into_inner().unwrap();
+    for v in rx.try_iter().chain(rest.try_iter()) {
+        for b in v {
+            free_block(&System, b);
+        }
+    }
+    let total = work[0].load(Ordering::Relaxed) + work[1].load(Ordering::Relaxed);
+    Duration::from_nanos(total).mul_f64(iters as f64 / (batches * BATCH as u64) as f64)
+}
+
 fn run_contended(p: &dyn Peer, iters: u64, floor: bool) -> Duration {
     duo(
         iters,
@@ -591,6 +660,9 @@ fn bench(c: &mut Criterion) {
     max_retained = max_retained.max(peers.pool.0.snapshot().total.retained_bytes);
 
     let mut g = c.benchmark_group("pool_cross_cpu");
+    g.bench_function(BenchmarkId::from_parameter("floor"), |b| {
+        b.iter_custom(run_handoff_floor)
+    });
     for (name, p) in peers.list() {
         g.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_custom(|iters| {

@@ -292,12 +292,46 @@ impl Magazine {
     }
 }
 
-/// One CPU's magazines for one class.
+/// One CPU's magazines for one class, with the loaded magazine's fill and capacity kept here, beside the
+/// pointer, so that the fast path reads and writes one line for its magazine state (the slot it pops or
+/// pushes is the only magazine memory it touches). While a magazine is loaded, `count`/`capacity` here
+/// are its true values and its own header's are stale; every exchange (`pop_slow`, `push_slow`) and every
+/// drain writes them back first ([`ClassCache::stash`]) and reloads them after ([`ClassCache::reload`]).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ClassCache {
     loaded: *mut Magazine,
     previous: *mut Magazine,
+    count: u32,
+    capacity: u32,
+}
+
+impl ClassCache {
+    /// Writes the loaded magazine's fill and capacity back into its header.
+    ///
+    /// # Safety
+    /// `loaded` is a real magazine owned by this cache.
+    #[inline(always)]
+    unsafe fn stash(&mut self) {
+        // SAFETY: (caller) the loaded magazine is ours.
+        unsafe {
+            (*self.loaded).count = self.count;
+            (*self.loaded).capacity = self.capacity;
+        }
+    }
+
+    /// Takes the loaded magazine's fill and capacity from its header.
+    ///
+    /// # Safety
+    /// As [`ClassCache::stash`].
+    #[inline(always)]
+    unsafe fn reload(&mut self) {
+        // SAFETY: (caller) the loaded magazine is ours.
+        unsafe {
+            self.count = (*self.loaded).count;
+            self.capacity = (*self.loaded).capacity;
+        }
+    }
 }
 
 /// One CPU's magazines for every class, on their own cache lines.
@@ -477,7 +511,10 @@ impl<P: Platform> Pool<P> {
         }
         let nclass = config.class_count as usize;
         let m = config.magazine_slots() as usize;
-        let mag_bytes = MAG_HEADER + m * core::mem::size_of::<*mut BlockHeader>();
+        // Whole cache lines per magazine: a magazine moves between CPUs through the depot, and two CPUs'
+        // magazines must never share a line (one CPU's pushes would invalidate the other's pops).
+        let mag_bytes =
+            (MAG_HEADER + m * core::mem::size_of::<*mut BlockHeader>()).next_multiple_of(64);
         let mags_per_class = 2 * ncpu + config.depot_magazines() as usize;
 
         let mut class_lut = [NO_CLASS; LUT_LEN];
@@ -540,10 +577,13 @@ impl<P: Platform> Pool<P> {
             let mut cc = [ClassCache {
                 loaded: null_mut(),
                 previous: null_mut(),
+                count: 0,
+                capacity: 0,
             }; MAX_CLASSES];
             for (class, c) in cc.iter_mut().enumerate().take(nclass) {
                 c.loaded = mag_at(class, 2 * cpu);
                 c.previous = mag_at(class, 2 * cpu + 1);
+                c.capacity = config.magazine_size;
             }
             // SAFETY: `caches` holds ncpu CpuCache slots, 64-aligned, fresh.
             unsafe {
@@ -810,18 +850,22 @@ impl<P: Platform> Pool<P> {
             // SAFETY: exclusive per-CPU access (caller); class < nclass so the magazines are real.
             unsafe {
                 let cc = &mut (*cc)[class];
-                let mag = cc.loaded;
-                let n = (*mag).count;
+                let n = cc.count;
                 if n != 0 {
-                    (*mag).count = n - 1;
+                    cc.count = n - 1;
                     stats::sub(&ctr.depth, 1);
-                    return *Magazine::slots(mag).add(n as usize - 1);
+                    return *Magazine::slots(cc.loaded).add(n as usize - 1);
                 }
-                self.pop_slow(class, cc, ctr)
+                cc.stash();
+                let b = self.pop_slow(class, cc, ctr);
+                cc.reload();
+                b
             }
         })
     }
 
+    /// The allocation slow path. The caller has stashed `cc` (magazine headers are current) and reloads it
+    /// after.
     #[cold]
     #[inline(never)]
     unsafe fn pop_slow(
@@ -995,19 +1039,21 @@ impl<P: Platform> Pool<P> {
             // SAFETY: exclusive per-CPU access (caller).
             unsafe {
                 let cc = &mut (*cc)[class];
-                let mag = cc.loaded;
-                let n = (*mag).count;
-                if n < (*mag).capacity {
-                    *Magazine::slots(mag).add(n as usize) = block;
-                    (*mag).count = n + 1;
+                let n = cc.count;
+                if n < cc.capacity {
+                    *Magazine::slots(cc.loaded).add(n as usize) = block;
+                    cc.count = n + 1;
                     stats::add(&ctr.depth, 1);
                     return;
                 }
-                self.push_slow(class, cc, ctr, block)
+                cc.stash();
+                self.push_slow(class, cc, ctr, block);
+                cc.reload();
             }
         })
     }
 
+    /// The free slow path. The caller has stashed `cc` (magazine headers are current) and reloads it after.
     #[cold]
     #[inline(never)]
     unsafe fn push_slow(
@@ -1204,7 +1250,10 @@ impl<P: Platform> Pool<P> {
             // SAFETY: exclusive access to the cache and its magazines.
             unsafe {
                 let cc = &mut (*cc)[class];
-                self.drain(cc.loaded) + self.drain(cc.previous)
+                cc.stash();
+                let n = self.drain(cc.loaded) + self.drain(cc.previous);
+                cc.reload();
+                n
             }
         });
         stats::sub(&self.counters_of(cpu, class).depth, n);

@@ -1,10 +1,13 @@
-//! `cargo xtask bench`: runs the pool benchmark (`benches/pool.rs`: the pool and all its peers, every
-//! scenario, one criterion run) and writes its section of BENCHMARKS.md from what that run measured:
-//! machine, date, rustc, criterion's median per block for every (scenario, peer), the ratios the pool
-//! issue asks for, and the retained-memory facts the benchmark binary records.
+//! `cargo xtask bench`: runs the pool benchmark (`benches/pool.rs`: the pool, its floors and all its
+//! peers, every scenario) and the data-path benchmark (`benches/datapath.rs`) in ONE `cargo bench`
+//! invocation, then writes the generated section of BENCHMARKS.md from what that run measured (machine,
+//! date, load average before and after, rustc, criterion's median per block for every (scenario, peer),
+//! every ratio the pool issue asks for with its reading, the retained-memory facts, the data-path A/B
+//! table with and without the simulator's bookkeeping) and the chart `BENCHMARKS.svg` next to it (each
+//! scenario's medians per peer, hand-written SVG text).
 //!
-//! Owned by the pool; the section sits between `<!-- pool-bench:begin -->` and `<!-- pool-bench:end -->`
-//! and the rest of BENCHMARKS.md is left as it is.
+//! The section sits between `<!-- pool-bench:begin -->` and `<!-- pool-bench:end -->`; the rest of
+//! BENCHMARKS.md is left as it is.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -12,28 +15,34 @@ use std::process::Command;
 
 pub const USAGE: &str = "\
   bench [--no-write]
-      Run the pool benchmark (cargo bench -p mdlpool --bench pool: the pool and
-      its peers, all scenarios, one run) and write the pool section of
-      BENCHMARKS.md (machine, date, rustc, medians, ratios). --no-write only
-      prints the section.
+      Run the pool and data-path benchmarks in one cargo bench run (the pool,
+      its floors and peers in every scenario; the data-path A/B with and
+      without the simulator's bookkeeping) and write the generated section of
+      BENCHMARKS.md and the chart BENCHMARKS.svg. --no-write only prints the
+      section. Run it on a quiet machine: the load average is recorded.
 ";
 
-const SCENARIOS: [(&str, &str); 4] = [
+/// (criterion group, what one block's lifecycle is there, what its floor is).
+const SCENARIOS: [(&str, &str, &str); 4] = [
     (
         "pool_same_cpu",
         "same CPU: get + touch + free pairs on one thread",
+        "per-thread `Vec` pop/push",
     ),
     (
         "pool_burst",
         "burst: 256 gets then 256 frees on one thread (more than a magazine)",
+        "per-thread `Vec` pop/push",
     ),
     (
         "pool_cross_cpu",
         "cross CPU: get + touch on CPU 0; NDIS-style unlink read + free on CPU 1",
+        "bare hand-off in batches of 64",
     ),
     (
         "pool_contended",
         "contended: both cores running same-CPU pairs at once",
+        "per-thread `Vec` pop/push on each core",
     ),
 ];
 const PEERS: [&str; 7] = [
@@ -45,8 +54,34 @@ const PEERS: [&str; 7] = [
     "system_ndis",
     "mimalloc_ndis",
 ];
+const OTHER_PEERS: [&str; 5] = [
+    "lookaside",
+    "arrayqueue",
+    "mutex_vec",
+    "system_ndis",
+    "mimalloc_ndis",
+];
+const DATAPATH: [(&str, &str); 4] = [
+    (
+        "exercise_round_trip",
+        "the filter's transform + exact restore of one NBL, as the simulator charges it",
+    ),
+    (
+        "exercise_round_trip_bookkeeping_both",
+        "the same, each side also charged the simulator bookkeeping only the other pays",
+    ),
+    (
+        "send_through_stack",
+        "one NBL protocol -> filter -> miniport -> back, as the simulator charges it",
+    ),
+    (
+        "send_through_stack_bookkeeping_both",
+        "the same, each side also charged the simulator bookkeeping only the other pays",
+    ),
+];
 const BEGIN: &str = "<!-- pool-bench:begin -->";
 const END: &str = "<!-- pool-bench:end -->";
+const SVG_NAME: &str = "BENCHMARKS.svg";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,8 +96,8 @@ fn target_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target"))
 }
 
-/// criterion's median estimate (ns) and its 95 % interval, from `new/estimates.json`.
-fn median(target: &Path, group: &str, peer: &str) -> Option<(f64, f64, f64)> {
+/// criterion's median estimate (ns) from `<group>/<peer>/new/estimates.json`.
+fn median(target: &Path, group: &str, peer: &str) -> Option<f64> {
     let text = std::fs::read_to_string(
         target
             .join("criterion")
@@ -73,20 +108,16 @@ fn median(target: &Path, group: &str, peer: &str) -> Option<(f64, f64, f64)> {
     .ok()?;
     let at = text.find("\"median\"")?;
     let m = &text[at..];
-    let num = |key: &str| -> Option<f64> {
-        let i = m.find(key)? + key.len();
-        let rest = m[i..].trim_start_matches([':', ' ']);
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        rest[..end].trim().parse().ok()
-    };
-    Some((
-        num("\"point_estimate\"")?,
-        num("\"lower_bound\"")?,
-        num("\"upper_bound\"")?,
-    ))
+    let key = "\"point_estimate\"";
+    let i = m.find(key)? + key.len();
+    let rest = m[i..].trim_start_matches([':', ' ']);
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
 }
 
-fn facts(path: &Path) -> Vec<(String, String)> {
+type Facts = Vec<(String, String)>;
+
+fn facts(path: &Path) -> Facts {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -131,6 +162,22 @@ fn machine() -> String {
     )
 }
 
+/// The 1/5/15-minute load averages from /proc/loadavg.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// What the run was: when, where, under what load.
+struct RunInfo {
+    date: String,
+    machine: String,
+    rustc: String,
+    load_before: String,
+    load_after: String,
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let write = !args.iter().any(|a| a == "--no-write");
     if let Some(a) = args.iter().find(|a| *a != "--no-write") {
@@ -138,19 +185,45 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     let root = root();
     let target = target_dir(&root);
-    let facts_path = target.join("pool-bench-facts.txt");
-    let _ = std::fs::remove_file(&facts_path);
+    let pool_facts = target.join("pool-bench-facts.txt");
+    let dp_facts = target.join("datapath-bench-facts.txt");
+    let _ = std::fs::remove_file(&pool_facts);
+    let _ = std::fs::remove_file(&dp_facts);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // Build first, so the load figure taken before the run is not the build's own.
+    let build = Command::new(&cargo)
+        .args([
+            "bench", "-p", "mdlpool", "--bench", "pool", "--bench", "datapath", "--no-run",
+        ])
+        .current_dir(&root)
+        .status()
+        .map_err(|e| format!("running cargo bench --no-run: {e}"))?;
+    if !build.success() {
+        return Err(format!("cargo bench --no-run failed: {build}"));
+    }
+    let load_before = loadavg();
+    let date = output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
     let status = Command::new(&cargo)
-        .args(["bench", "-p", "mdlpool", "--bench", "pool"])
-        .env("MDLPOOL_BENCH_FACTS", &facts_path)
+        .args([
+            "bench", "-p", "mdlpool", "--bench", "pool", "--bench", "datapath",
+        ])
+        .env("MDLPOOL_BENCH_FACTS", &pool_facts)
+        .env("MDLPOOL_DATAPATH_FACTS", &dp_facts)
         .current_dir(&root)
         .status()
         .map_err(|e| format!("running cargo bench: {e}"))?;
     if !status.success() {
         return Err(format!("cargo bench failed: {status}"));
     }
-    let section = render(&target, &facts(&facts_path))?;
+    let info = RunInfo {
+        date,
+        machine: machine(),
+        rustc: output("rustc", &["-V"]),
+        load_before,
+        load_after: loadavg(),
+    };
+    let med = |g: &str, p: &str| median(&target, g, p);
+    let section = render(&info, &med, &facts(&pool_facts), &facts(&dp_facts))?;
     println!("{section}");
     if write {
         let path = root.join("BENCHMARKS.md");
@@ -162,108 +235,225 @@ pub fn run(args: &[String]) -> Result<(), String> {
             _ => format!("{}\n{}\n", old.trim_end(), section),
         };
         std::fs::write(&path, new).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        println!("wrote the pool section of {}", path.display());
+        let svg = chart(&med, &info);
+        let svg_path = root.join(SVG_NAME);
+        std::fs::write(&svg_path, svg)
+            .map_err(|e| format!("writing {}: {e}", svg_path.display()))?;
+        println!(
+            "wrote the generated section of {} and {}",
+            path.display(),
+            svg_path.display()
+        );
     }
     Ok(())
 }
 
-fn render(target: &Path, f: &[(String, String)]) -> Result<String, String> {
-    let med = |g: &str, p: &str| median(target, g, p).map(|m| m.0);
+/// One ratio the issue asks for: name, measured value, requirement text, met, reading.
+struct Check {
+    name: &'static str,
+    value: f64,
+    required: &'static str,
+    met: bool,
+    reading: String,
+}
+
+type Med<'a> = &'a dyn Fn(&str, &str) -> Option<f64>;
+
+fn checks(med: Med) -> Result<Vec<Check>, String> {
     let need =
         |g: &str, p: &str| med(g, p).ok_or_else(|| format!("no criterion result for {g}/{p}"));
+    let s_pool = need("pool_same_cpu", "pool")?;
+    let s_floor = need("pool_same_cpu", "floor")?;
+    let x_pool = need("pool_cross_cpu", "pool")?;
+    let x_floor = need("pool_cross_cpu", "floor")?;
+    let c_pool = need("pool_contended", "pool")?;
+    let c_look = need("pool_contended", "lookaside")?;
+    let s_mi = need("pool_same_cpu", "mimalloc_ndis")?;
+    let s_sys = need("pool_same_cpu", "system_ndis")?;
+    let (x_best, x_best_v) = OTHER_PEERS
+        .iter()
+        .filter_map(|p| med("pool_cross_cpu", p).map(|v| (*p, v)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .ok_or("no cross-CPU peer result")?;
+    let mut out = Vec::new();
+    let c_floor = need("pool_contended", "floor")?;
+    let slow_floor = if c_floor < 0.75 * s_floor {
+        format!(
+            "; caution: the same `Vec` loop took {c_floor:.2} ns per pair on each spawned thread of the contended \
+             scenario, so this run's same-CPU floor (measured on the benchmark's main thread) is slow, and \
+             against {c_floor:.2} ns the pool's pair is {:.2}x",
+            s_pool / c_floor
+        )
+    } else {
+        String::new()
+    };
+    let r = s_pool / s_floor;
+    out.push(Check {
+        name: "same CPU: pool / floor",
+        value: r,
+        required: "<= 1.5",
+        met: r <= 1.5,
+        reading: format!(
+            "the pool's get + touch + free pair costs {s_pool:.2} ns against {s_floor:.2} ns for a bare `Vec` \
+             pop/push of the same blocks touching the same bytes: {:.2} ns per pair is the pool's own work \
+             (CPU index, class table, the magazine state on the per-CPU line, two counters, the block's \
+             magic/state checks){}",
+            s_pool - s_floor,
+            miss_note(r, 1.5, s_floor, s_pool)
+        ) + &slow_floor,
+    });
+    let r = x_pool / x_floor;
+    out.push(Check {
+        name: "cross CPU: pool / hand-off floor",
+        value: r,
+        required: "<= 1.3",
+        met: r <= 1.3,
+        reading: format!(
+            "the hand-off floor ({x_floor:.2} ns) is the line transfers the pattern cannot avoid (the block's \
+             line to CPU 1 and back, the batch's lines); the pool adds {:.2} ns per block: its fast path on both \
+             CPUs and, once per 32 blocks, a magazine's slots and the depot lock moving between the cores{}",
+            x_pool - x_floor,
+            miss_note(r, 1.3, x_floor, x_pool)
+        ),
+    });
+    let r = x_best_v / x_pool;
+    out.push(Check {
+        name: "cross CPU: best other peer / pool",
+        value: r,
+        required: "> 1.0 (faster than every peer)",
+        met: r > 1.0,
+        reading: format!(
+            "the fastest peer in this pattern is `{x_best}` at {x_best_v:.2} ns per block, the pool {x_pool:.2} ns"
+        ),
+    });
+    let s_look = need("pool_same_cpu", "lookaside")?;
+    let overlap = if c_look < 2.0 * s_look {
+        format!(
+            "; the shared list took about its uncontended time ({s_look:.2} ns same CPU), so the two threads \
+             hardly ran at the same moment (a loaded machine time-slices them): this run did not measure contention"
+        )
+    } else {
+        String::new()
+    };
+    let r = c_look / c_pool;
+    out.push(Check {
+        name: "contended: shared lookaside / pool",
+        value: r,
+        required: ">= 10",
+        met: r >= 10.0,
+        reading: format!(
+            "with both cores allocating and freeing at once the one shared lookaside list (its head line \
+             bounces between the cores on every operation) takes {c_look:.2} ns per pair, the pool \
+             {c_pool:.2} ns ({:.2}x its uncontended {s_pool:.2} ns: nothing on its fast path is shared)",
+            c_pool / s_pool
+        ) + &overlap,
+    });
+    let r = s_mi / s_pool;
+    out.push(Check {
+        name: "same CPU: mimalloc (NDIS default shape) / pool",
+        value: r,
+        required: ">= 3",
+        met: r >= 3.0,
+        reading: format!(
+            "allocating MDL + data and building the MDL on every request, then freeing it, costs {s_mi:.2} ns \
+             per pair on mimalloc"
+        ),
+    });
+    let r = s_sys / s_pool;
+    out.push(Check {
+        name: "same CPU: system allocator (NDIS default shape) / pool",
+        value: r,
+        required: ">= 3",
+        met: r >= 3.0,
+        reading: format!(
+            "the same on the system allocator (glibc malloc) costs {s_sys:.2} ns per pair"
+        ),
+    });
+    Ok(out)
+}
+
+/// For a missed `ratio <= bound`: by how much, and what the pool would have to take.
+fn miss_note(ratio: f64, bound: f64, floor: f64, pool: f64) -> String {
+    if ratio <= bound {
+        String::new()
+    } else {
+        format!(
+            "; MISSED by {:.2} (the bound allows {:.2} ns, the pool took {pool:.2} ns: {:.2} ns too many)",
+            ratio - bound,
+            floor * bound,
+            pool - floor * bound
+        )
+    }
+}
+
+fn render(info: &RunInfo, med: Med, f: &Facts, dp: &Facts) -> Result<String, String> {
     let mut s = String::new();
     let _ = writeln!(s, "{BEGIN}");
-    let _ = writeln!(s, "## Pool (`benches/pool.rs`)\n");
-    let _ = writeln!(s, "Written by `cargo xtask bench` (runs `cargo bench -p mdlpool --bench pool`, then this section");
-    let _ = writeln!(s, "from that run's criterion medians and the facts file the benchmark writes). Do not edit by hand.\n");
+    let _ = writeln!(s, "## Results (`cargo xtask bench`)\n");
     let _ = writeln!(
         s,
-        "- date: {}",
-        output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        "Written by `cargo xtask bench` from ONE `cargo bench -p mdlpool --bench pool --bench datapath` run (criterion\n\
+         medians and the facts files both benchmark binaries write). Do not edit by hand. Chart: [{SVG_NAME}]({SVG_NAME})\n\
+         (each scenario's median per peer, log scale).\n"
     );
-    let _ = writeln!(s, "- machine: {}", machine());
-    let _ = writeln!(s, "- rustc: {}", output("rustc", &["-V"]));
+    let _ = writeln!(s, "- date: {}", info.date);
+    let _ = writeln!(s, "- machine: {}", info.machine);
+    let _ = writeln!(
+        s,
+        "- load average (1/5/15 min) before the run: {}; after: {} (the machine is shared: the higher the \
+         load, the noisier every figure, the cross-CPU ones most)",
+        info.load_before, info.load_after
+    );
+    let _ = writeln!(s, "- rustc: {}", info.rustc);
     let _ = writeln!(s, "- profile: bench (release, LTO, codegen-units = 1); pool config: default (M = 32, depot limit 16, classes 64..2048)");
     let _ = writeln!(s, "- lifecycle per block: get a block whose MDL describes 128 bytes (ByteCount = 128, Next = NULL, built");
     let _ = writeln!(
         s,
         "  for nonpaged pool), write 16 bytes at its tail and read one back, free it"
     );
-    let _ = writeln!(s, "- timing: per-thread CPU time (the 2 cores are shared with other builds, so descheduled time is not");
-    let _ = writeln!(s, "  charged); cross CPU: wall time of the pool work on each side, summed per block (the batch hand-off");
-    let _ = writeln!(s, "  between the threads is not charged); HostPlatform raise/lower are free on a host (in the kernel they");
-    let _ = writeln!(s, "  are CR8 writes)\n");
-    let _ = writeln!(s, "Median ns per block (criterion's median estimate):\n");
-    let _ = write!(s, "| scenario |");
+    let _ = writeln!(s, "- timing: per-thread CPU time (descheduled time is not charged); cross CPU: wall time of the work on");
+    let _ = writeln!(
+        s,
+        "  each side, summed per block (the batch hand-off between the threads is not charged)\n"
+    );
+
+    let _ = writeln!(s, "### Pool (`benches/pool.rs`): median ns per block\n");
+    let _ = write!(s, "| scenario | floor is |");
     for p in PEERS {
         let _ = write!(s, " {p} |");
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "|---|{}", "---:|".repeat(PEERS.len()));
-    for (g, what) in SCENARIOS {
-        let _ = write!(s, "| {what} |");
+    let _ = writeln!(s, "|---|---|{}", "---:|".repeat(PEERS.len()));
+    for (g, what, floor) in SCENARIOS {
+        let _ = write!(s, "| {what} | {floor} |");
         for p in PEERS {
-            match med(g, p) {
-                Some(v) if p == "pool" => {
-                    let _ = write!(s, " **{v:.2}** |");
-                }
-                Some(v) => {
-                    let _ = write!(s, " {v:.2} |");
-                }
-                None => {
-                    let _ = write!(s, " n/a |");
-                }
-            }
+            let _ = match med(g, p) {
+                Some(v) if p == "pool" => write!(s, " **{v:.2}** |"),
+                Some(v) => write!(s, " {v:.2} |"),
+                None => write!(s, " n/a |"),
+            };
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(s, "\nPeers: `floor` = bare per-thread `Vec` pop/push of pre-built blocks (n/a cross CPU: it cannot move");
-    let _ = writeln!(s, "blocks between threads); `lookaside` = one shared Windows lookaside model (tagged Treiber stack, depth cap");
-    let _ = writeln!(s, "256, plain counters on the head's line); `arrayqueue` = crossbeam `ArrayQueue`; `mutex_vec` = `Mutex<Vec>`;");
-    let _ = writeln!(s, "`system_ndis` / `mimalloc_ndis` = NDIS's default allocator shape (allocate MDL + data and build the MDL on");
+    let _ = writeln!(s, "\nPeers: `floor` = the cheapest thing doing the scenario's unavoidable work (see \"floor is\"; cross CPU:");
+    let _ = writeln!(s, "pre-built blocks written on CPU 0 as an allocation does, handed to CPU 1 in the benchmark's batches of 64,");
+    let _ = writeln!(s, "unlinked and freed there with one write, returned to CPU 0 in the same batches; no per-CPU lookup, class");
+    let _ = writeln!(s, "lookup, counters or checks); `lookaside` = one shared Windows lookaside model (tagged Treiber stack, depth");
+    let _ = writeln!(s, "cap 256, plain counters on the head's line); `arrayqueue` = crossbeam `ArrayQueue`; `mutex_vec` =");
+    let _ = writeln!(s, "`Mutex<Vec>`; `system_ndis` / `mimalloc_ndis` = NDIS's default allocator shape (allocate MDL + data and");
     let _ = writeln!(
         s,
-        "every request, free it on every free) on the system allocator / on mimalloc.\n"
+        "build the MDL on every request, free it on every free) on the system allocator / on mimalloc.\n"
     );
+    let _ = writeln!(s, "IRQL: on a host the pool's raise to DISPATCH_LEVEL and lower are free (threads stand for CPUs), so none of");
+    let _ = writeln!(s, "the figures above include them. In the kernel each allocation and each free adds one `KeRaiseIrql` +");
+    let _ = writeln!(s, "`KeLowerIrql` pair, which on x64 the WDK headers inline as a read and two writes of CR8 (DESIGN.md §6 /");
+    let _ = writeln!(s, "ndis-contract.md §6: \"On x64 all of them are CR8 accesses inlined by the headers\"; `crates/ndis-sys/src/irql.rs`);");
+    let _ = writeln!(s, "MOV to CR8 is the one control-register write the Intel SDM (Vol. 3A, \"Serializing Instructions\") exempts");
+    let _ = writeln!(s, "from serialization, so it does not drain the pipeline. Its cost is not measured here (a user-mode CR8 access");
+    let _ = writeln!(s, "traps) and is the same for every peer that runs at DISPATCH_LEVEL, as NDIS's own lookaside users do.\n");
 
-    let same = need("pool_same_cpu", "pool")?;
-    let checks: Vec<(String, f64, &str, bool)> = vec![
-        {
-            let r = same / need("pool_same_cpu", "floor")?;
-            ("same-CPU pair: pool / floor".into(), r, "<= 2.0", r <= 2.0)
-        },
-        {
-            let r = need("pool_contended", "lookaside")? / need("pool_contended", "pool")?;
-            (
-                "2 threads contending: lookaside / pool".into(),
-                r,
-                ">= 3.0",
-                r >= 3.0,
-            )
-        },
-        {
-            let r = need("pool_same_cpu", "mimalloc_ndis")? / same;
-            (
-                "same lifecycle: mimalloc / pool".into(),
-                r,
-                ">= 2.0",
-                r >= 2.0,
-            )
-        },
-        {
-            let r = need("pool_same_cpu", "system_ndis")? / same;
-            (
-                "same lifecycle: system allocator / pool".into(),
-                r,
-                ">= 2.0",
-                r >= 2.0,
-            )
-        },
-        {
-            let r = need("pool_cross_cpu", "pool")? / same;
-            ("cross-CPU / same-CPU (pool)".into(), r, "<= 2.0", r <= 2.0)
-        },
-    ];
+    let cs = checks(med)?;
     let _ = writeln!(
         s,
         "Ratios the pool issue asks for (from the medians above):\n"
@@ -272,27 +462,35 @@ fn render(target: &Path, f: &[(String, String)]) -> Result<String, String> {
         s,
         "| ratio | measured | required | met |\n|---|---:|---|---|"
     );
-    for (name, r, req, ok) in &checks {
+    for c in &cs {
         let _ = writeln!(
             s,
-            "| {name} | {r:.2} | {req} | {} |",
-            if *ok { "yes" } else { "**no**" }
+            "| {} | {:.2} | {} | {} |",
+            c.name,
+            c.value,
+            c.required,
+            if c.met { "yes" } else { "**no**" }
         );
     }
+    let _ = writeln!(s, "\nReading each ratio (computed from this run):\n");
+    for c in &cs {
+        let _ = writeln!(s, "- {} = {:.2}: {}.", c.name, c.value, c.reading);
+    }
+
     let cap = fact(f, "retention_cap_bytes");
     let max = fact(f, "max_retained_bytes");
     let after_burst = fact(f, "retained_after_burst_bytes");
     let after_trim = fact(f, "retained_after_idle_trim_bytes");
     let bound = fact(f, "working_set_bound_bytes");
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "n/a".into());
     let _ = writeln!(
         s,
-        "\nRetained memory (the benchmark binary's own snapshots):\n"
+        "\nRetained memory (the pool benchmark binary's own snapshots):\n"
     );
-    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "n/a".into());
     let _ = writeln!(s, "| fact | bytes | bound | within |\n|---|---:|---:|---|");
     let _ = writeln!(
         s,
-        "| most retained by the benchmarked pool after any sample (same CPU, burst, cross CPU, contended) | {} | cap {} | {} |",
+        "| most retained by the benchmarked pool after any scenario (same CPU, burst, cross CPU, contended) | {} | cap {} | {} |",
         fmt(max),
         fmt(cap),
         yes(max.zip(cap).map(|(a, b)| a <= b))
@@ -312,68 +510,81 @@ fn render(target: &Path, f: &[(String, String)]) -> Result<String, String> {
         let counters = counters.trim_start_matches("pool_after_cross:").trim();
         let _ = writeln!(s, "\nPool counters after the cross-CPU samples: {counters}");
     }
-    notes(&mut s, &med);
+
+    datapath(&mut s, med, dp);
     let _ = writeln!(s, "\n{END}");
     Ok(s)
 }
 
-/// What the figures of this run say where a ratio is close to or misses its bound, computed from the
-/// same medians (each sentence is printed only when its condition holds in this run).
-fn notes(s: &mut String, med: &dyn Fn(&str, &str) -> Option<f64>) {
-    let _ = writeln!(s, "\nReading the figures (computed from this run):\n");
-    if let (Some(pool_x), Some(pool_s)) =
-        (med("pool_cross_cpu", "pool"), med("pool_same_cpu", "pool"))
-    {
-        let best = [
-            "lookaside",
-            "arrayqueue",
-            "mutex_vec",
-            "system_ndis",
-            "mimalloc_ndis",
-        ]
-        .iter()
-        .filter_map(|p| med("pool_cross_cpu", p).map(|v| (*p, v)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-        if let Some((peer, v)) = best {
-            let _ = writeln!(
-                s,
-                "- Cross CPU: the pool takes {pool_x:.2} ns per block, {:.2}x the best peer in the same pattern \
-                 (`{peer}`, {v:.2} ns) and {:.2}x its own same-CPU pair ({pool_s:.2} ns). In this pattern every peer pays \
-                 for the block's cache lines moving between the cores (the unlink read and the free on CPU 1, the \
-                 reuse on CPU 0); the pool's free also writes the block's in-flight state (its double-free check).",
-                pool_x / v,
-                pool_x / pool_s
-            );
-        }
+fn datapath(s: &mut String, med: Med, dp: &Facts) {
+    let _ = writeln!(
+        s,
+        "\n### Data path (`benches/datapath.rs`): per NBL, on ndis-sim\n"
+    );
+    let _ = writeln!(s, "mdlpool's `NetAllocateMdl` / `NetFreeMdl` pair (the pool) against NDIS's default allocator (NULL handlers:");
+    let _ = writeln!(s, "`ExAllocatePool2` + `MmBuildMdlForNonPagedPool` on every retreat, `ExFreePool` on every advance, as ndis.sys");
+    let _ = writeln!(s, "does), one virtual CPU at DISPATCH_LEVEL, one NB of 60 bytes per NBL, `ExerciseBytes = 14`. Criterion's");
+    let _ = writeln!(s, "medians:\n");
+    let _ = writeln!(
+        s,
+        "| benchmark | pool pair | NDIS default (NULL) |\n|---|---:|---:|"
+    );
+    for g in ["exercise_round_trip", "send_through_stack"] {
+        let grp = format!("datapath/{g}");
+        // criterion stores group "a/b" under the directory "a_b".
+        let dir = format!("datapath_{g}");
+        let f = |p: &str| {
+            med(&dir, p)
+                .map(|v| format!("{v:.1} ns"))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let _ = writeln!(s, "| `{grp}` | **{}** | {} |", f("pool"), f("ndis_default"));
     }
-    if let (Some(fc), Some(lc), Some(pc), Some(ps)) = (
-        med("pool_contended", "floor"),
-        med("pool_contended", "lookaside"),
-        med("pool_contended", "pool"),
-        med("pool_same_cpu", "pool"),
+    let rounds = fact(dp, "rounds").unwrap_or(0.0);
+    let _ = writeln!(s, "\nInterleaved A/B in the same binary ({rounds:.0} rounds alternating which side goes first, so load drift hits");
+    let _ = writeln!(
+        s,
+        "both alike; median ns per NBL; ratio = median of the per-round pool / default ratios):\n"
+    );
+    let _ = writeln!(s, "| run | what one iteration is | pool | NDIS default | pool / default |\n|---|---|---:|---:|---:|");
+    for (name, what) in DATAPATH {
+        let g = |k: &str| fact(dp, &format!("{name}.{k}"));
+        let v = |x: Option<f64>, d: usize| {
+            x.map(|x| format!("{x:.d$}"))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        let _ = writeln!(
+            s,
+            "| `{name}` | {what} | {} | {} | **{}** |",
+            v(g("pool"), 1),
+            v(g("ndis_default"), 1),
+            v(g("ratio"), 3)
+        );
+    }
+    let bk_d = fact(dp, "bookkeeping_default_ns");
+    let bk_h = fact(dp, "bookkeeping_handler_ns");
+    if let (Some(d), Some(h)) = (bk_d, bk_h) {
+        let _ = writeln!(s, "\nThe simulator's bookkeeping per NBL, measured in the same binary: {d:.1} ns on the NDIS-default side (the");
+        let _ = writeln!(s, "simulated `ExAllocatePool2` / `ExFreePool` keep every block in a table, and the default allocator records");
+        let _ = writeln!(s, "each MDL's origin, all behind one lock), {h:.1} ns on the pool side (the simulator checks the MDL");
+        let _ = writeln!(s, "`NetAllocateMdl` returns and registers it until `NetFreeMdl`). A real kernel has neither. The");
+        let _ = writeln!(s, "`_bookkeeping_both` runs charge each side the other's share (`ndis_sim::bench_only`, which panics");
+        let _ = writeln!(s, "outside `cargo bench`), so both pay the same simulator overhead; the other runs show the simulator as is.");
+    }
+    let r = |n: &str| fact(dp, &format!("{n}.ratio"));
+    if let (Some(a), Some(b)) = (
+        r("exercise_round_trip"),
+        r("exercise_round_trip_bookkeeping_both"),
     ) {
-        let _ = writeln!(
-            s,
-            "- Contended: the shared lookaside model takes {lc:.2} ns per pair with both cores on it, the floor \
-             (nothing shared) {fc:.2} ns, the pool {pc:.2} ns ({:.2}x its uncontended time: no line on its path is \
-             shared).{}",
-            pc / ps,
-            if lc / fc < 3.0 {
-                " Here even the floor is less than 3x faster than the lookaside model: the contended line is cheap \
-                 on this machine at the time of the run."
-            } else {
-                ""
-            }
-        );
-    }
-    if let (Some(p), Some(f)) = (med("pool_same_cpu", "pool"), med("pool_same_cpu", "floor")) {
-        let _ = writeln!(
-            s,
-            "- Same CPU: pool {p:.2} ns vs floor {f:.2} ns. The pool's pair adds the per-CPU lookup, the class \
-             lookup, two counters, the magic/state checks and the magazine's count in memory; on this shared VM its \
-             median has been seen to move between about 7.7 and 14 ns from run to run while the floor stays near \
-             4.2 ns, so rerun `cargo xtask bench` before drawing conclusions from one run."
-        );
+        let _ = writeln!(s, "\nReading: the filter's own per-NBL work with the pool costs {a:.3} of the NDIS default's as the");
+        let _ = writeln!(s, "simulator charges it, and {b:.3} when the simulator's bookkeeping weighs the same on both sides.");
+        if let (Some(c), Some(d)) = (
+            r("send_through_stack"),
+            r("send_through_stack_bookkeeping_both"),
+        ) {
+            let _ = writeln!(s, "On the whole simulated send path, dominated by the simulator's own NBL handling, the ratios are");
+            let _ = writeln!(s, "{c:.3} and {d:.3}. All figures are simulator figures: compare the two sides, not absolute values.");
+        }
     }
 }
 
@@ -382,5 +593,172 @@ fn yes(v: Option<bool>) -> &'static str {
         Some(true) => "yes",
         Some(false) => "**no**",
         None => "n/a",
+    }
+}
+
+/// Escapes text for SVG.
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The chart: one panel per scenario, one horizontal bar per peer (median ns per block, log scale
+/// 1..1000 ns), the value at the end of each bar.
+fn chart(med: Med, info: &RunInfo) -> String {
+    const W: f64 = 860.0;
+    const LEFT: f64 = 130.0;
+    const RIGHT: f64 = 70.0;
+    const BAR: f64 = 16.0;
+    const GAP: f64 = 4.0;
+    const PANEL_TOP: f64 = 26.0;
+    const COLORS: [&str; 7] = [
+        "#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#ff7f0e",
+    ];
+    let (lo, hi) = (1.0f64, 1000.0f64);
+    let plot_w = W - LEFT - RIGHT;
+    let x =
+        |v: f64| LEFT + plot_w * (v.clamp(lo, hi).log10() - lo.log10()) / (hi.log10() - lo.log10());
+    let panel_h = PANEL_TOP + PEERS.len() as f64 * (BAR + GAP) + 24.0;
+    let head = 48.0;
+    let h = head + SCENARIOS.len() as f64 * panel_h;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{h}\" viewBox=\"0 0 {W} {h}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(s, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        s,
+        "<text x=\"10\" y=\"20\" font-size=\"15\" font-weight=\"bold\">mdlpool: median ns per block (log scale), lower is better</text>"
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"10\" y=\"38\" fill=\"#555\">{} | {} | load {} -&gt; {} | written by cargo xtask bench</text>",
+        esc(&info.date),
+        esc(&info.machine),
+        esc(&info.load_before),
+        esc(&info.load_after)
+    );
+    for (i, (g, what, _)) in SCENARIOS.iter().enumerate() {
+        let top = head + i as f64 * panel_h;
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
+            top + 18.0,
+            esc(what)
+        );
+        let y0 = top + PANEL_TOP;
+        let y1 = y0 + PEERS.len() as f64 * (BAR + GAP);
+        for t in [1.0, 10.0, 100.0, 1000.0] {
+            let tx = x(t);
+            let _ = writeln!(
+                s,
+                "<line x1=\"{tx:.1}\" y1=\"{y0:.1}\" x2=\"{tx:.1}\" y2=\"{y1:.1}\" stroke=\"#ddd\"/><text x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#777\" font-size=\"10\">{t} ns</text>",
+                y1 + 12.0
+            );
+        }
+        for (j, p) in PEERS.iter().enumerate() {
+            let y = y0 + j as f64 * (BAR + GAP);
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{p}</text>",
+                LEFT - 6.0,
+                y + BAR - 4.0
+            );
+            match med(g, p) {
+                Some(v) => {
+                    let w = (x(v) - LEFT).max(1.0);
+                    let _ = writeln!(
+                        s,
+                        "<rect x=\"{LEFT}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{BAR}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{v:.2}</text>",
+                        COLORS[j],
+                        LEFT + w + 4.0,
+                        y + BAR - 4.0
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\">n/a</text>",
+                        LEFT + 4.0,
+                        y + BAR - 4.0
+                    );
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake(g: &str, p: &str) -> Option<f64> {
+        let base = match g {
+            "pool_same_cpu" => 4.0,
+            "pool_burst" => 6.0,
+            "pool_cross_cpu" => 25.0,
+            _ => 5.0,
+        };
+        let k = match p {
+            "pool" => 1.4,
+            "floor" => 1.0,
+            "lookaside" => 30.0,
+            "arrayqueue" => 2.0,
+            "mutex_vec" => 3.0,
+            _ => 9.0,
+        };
+        (g != "pool_burst" || p != "arrayqueue").then_some(base * k)
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            date: "d".into(),
+            machine: "m".into(),
+            rustc: "r".into(),
+            load_before: "0.1 0.2 0.3".into(),
+            load_after: "0.4 0.5 0.6".into(),
+        }
+    }
+
+    #[test]
+    fn section_has_every_ratio_and_reading() {
+        let dp: Facts = vec![
+            ("rounds".into(), "200".into()),
+            ("exercise_round_trip.ratio".into(), "0.5".into()),
+            (
+                "exercise_round_trip_bookkeeping_both.ratio".into(),
+                "0.7".into(),
+            ),
+            ("bookkeeping_default_ns".into(), "160".into()),
+            ("bookkeeping_handler_ns".into(), "90".into()),
+        ];
+        let s = render(&info(), &fake, &Vec::new(), &dp).unwrap();
+        assert!(s.starts_with(BEGIN) && s.trim_end().ends_with(END));
+        for name in [
+            "same CPU: pool / floor | 1.40 | <= 1.5 | yes",
+            "cross CPU: pool / hand-off floor | 1.40 | <= 1.3 | **no**",
+            "contended: shared lookaside / pool | 21.43 | >= 10 | yes",
+            "MISSED by 0.10",
+            "0.500 of the NDIS default's",
+            "load average (1/5/15 min) before the run: 0.1 0.2 0.3",
+            "CR8",
+        ] {
+            assert!(s.contains(name), "missing {name:?} in\n{s}");
+        }
+        // A missing criterion result for a ratio's input is an error, not a silent row.
+        assert!(render(&info(), &|_: &str, _: &str| None, &Vec::new(), &dp).is_err());
+    }
+
+    #[test]
+    fn chart_is_one_svg_with_a_bar_per_result() {
+        let svg = chart(&fake, &info());
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        let bars = svg.matches("<rect x=").count();
+        assert_eq!(bars, SCENARIOS.len() * PEERS.len() - 1);
+        assert_eq!(svg.matches(">n/a<").count(), 1);
     }
 }

@@ -79,6 +79,7 @@
 #![cfg_attr(miri, feature(c_variadic))]
 
 pub mod abi;
+pub mod bench_only;
 pub mod config_reads;
 pub mod fault;
 pub mod filter;

@@ -165,7 +165,6 @@ pub(crate) fn driver_blocks() -> Vec<(usize, usize, u32, Option<MdlOrigin>)> {
 
 /// Live pool blocks per tag, the way `!poolused` groups them: the driver's own allocations and the
 /// ones NDIS makes on its behalf with the tag it passed (NBL contexts, OID clones, timer objects).
-/// Any IRQL.
 /// Values are (live blocks, allocations since the simulation started). Any IRQL.
 pub fn poolused() -> std::collections::BTreeMap<[u8; 4], (usize, usize)> {
     let t = pool();
@@ -177,6 +176,28 @@ pub fn poolused() -> std::collections::BTreeMap<[u8; 4], (usize, usize)> {
         m.entry(b.tag.to_le_bytes()).or_insert((0, 0)).0 += 1;
     }
     m
+}
+
+/// The table work of one default-allocator retreat + advance (see `bench_only`), on a dummy entry at an
+/// address no allocation can have (the top page of the address space), removed again before returning.
+pub(crate) fn bookkeeping_round() {
+    let key = usize::MAX - PAGE_SIZE + 1;
+    let block = Block {
+        size: 64,
+        tag: NDIS_DEFAULT_MDL_TAG,
+        flags: POOL_FLAG_NON_PAGED,
+        align: 64,
+        owner: Owner::Driver,
+    };
+    pool().blocks.insert(key, block);
+    set_mdl_origin(key as *mut MDL, MdlOrigin::DefaultRetreat);
+    std::hint::black_box(is_nonpaged(key, 16));
+    std::hint::black_box(is_nonpaged(key, 64));
+    std::hint::black_box(mdl_origin(key as *const MDL));
+    forget_mdl(key as *const MDL);
+    let mut t = pool();
+    t.blocks.remove(&key);
+    t.mdls.remove(&key);
 }
 
 /// Frees every remaining block (end of a simulation, after the leak report).

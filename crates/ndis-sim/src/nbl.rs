@@ -1637,3 +1637,14 @@ unsafe fn map_for_read(m: *mut MDL) -> *mut u8 {
         va
     }
 }
+
+/// The verifier work NDIS-side code does around one handler retreat + advance (see `bench_only`): the
+/// two nonpaged lookups of the result check and the retreat-MDL registry insert and removal, on a dummy
+/// key no MDL can have.
+pub(crate) fn handler_bookkeeping_round() {
+    let key = usize::MAX - PAGE_SIZE + 1;
+    std::hint::black_box(mem::is_nonpaged(key, std::mem::size_of::<MDL>()));
+    std::hint::black_box(mem::is_nonpaged(key + 0x50, 64));
+    reg().retreat_mdls.insert(key, 0);
+    reg().retreat_mdls.remove(&key);
+}
