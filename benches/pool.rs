@@ -21,16 +21,22 @@
 //! reads the MDL's ByteCount and Next as NDIS's advance does), `contended` (two threads
 //! each running same_cpu pairs at once). Reported times are per block (one get + touch + free).
 //!
+//! Same conditions for every peer: `same_cpu` and `burst` run on ONE spawned worker thread pinned to
+//! core 0 (the floor's `Vec`, its blocks and every peer's calls all live there; criterion's main thread
+//! only drives), and besides criterion's samples, which measure one peer after another, those two
+//! scenarios are measured interleaved (`interleaved`): rounds in which the floor and every peer run in
+//! turn, each peer's per-round ratio to the floor giving the same-CPU ratios.
+//!
 //! `cargo xtask bench` runs this and writes BENCHMARKS.md; the facts this binary measures besides
 //! times (retained memory, caps, working-set bound) go to `$MDLPOOL_BENCH_FACTS`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use crossbeam_queue::ArrayQueue;
-use mdlpool::pool::{Platform, Pool, PoolConfig, PoolHandle};
+use mdlpool::pool::{Platform, Pool, PoolConfig};
 use ndis_sys::MDL;
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::System;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::Duration;
 
@@ -69,301 +75,16 @@ fn pin(core: usize) {
 mod host;
 use host::HostPlatform;
 
+#[path = "pool/peers.rs"]
+mod peers;
+use peers::*;
+
 const N: u32 = 128;
 const BURST: usize = 256;
 const BATCH: usize = 64;
 const CAP: usize = 256;
 /// Batches in circulation in the hand-off floor (as many as `run_cross` keeps in flight).
 const HANDOFF_VECS: usize = 4;
-
-// ---------------------------------------------------------------------------------------------------
-// Block shape shared by the peers: MDL at 0, one PFN at 0x30, data at 0x40 (NDIS's own default layout).
-
-const PEER_DATA_OFFSET: usize = 0x40;
-const PEER_CAPACITY: usize = 2048;
-
-fn peer_layout(capacity: usize) -> Layout {
-    HostPlatform::layout_for(PEER_DATA_OFFSET + capacity)
-}
-
-/// Initialises and builds the MDL of a block at `p` for `len` bytes (what the pool does once per block
-/// and NDIS's default allocator on every request).
-unsafe fn build(p: *mut u8, len: usize) -> *mut MDL {
-    let plat = HostPlatform::new(1, false);
-    let mdl = p.cast::<MDL>();
-    // SAFETY: the block has room for the MDL, one PFN and `len` data bytes within one page.
-    unsafe { plat.build_mdl(mdl, p.add(PEER_DATA_OFFSET), len) };
-    mdl
-}
-
-fn new_block(alloc: &dyn GlobalAlloc) -> usize {
-    let layout = peer_layout(PEER_CAPACITY);
-    // SAFETY: non-zero layout; the block is built below.
-    unsafe {
-        let p = alloc.alloc(layout);
-        assert!(!p.is_null());
-        build(p, PEER_CAPACITY) as usize
-    }
-}
-
-fn free_block(alloc: &dyn GlobalAlloc, b: usize) {
-    // SAFETY: allocated by new_block with the same layout.
-    unsafe { alloc.dealloc(b as *mut u8, peer_layout(PEER_CAPACITY)) }
-}
-
-/// What an allocation changes on a cached block (the same two stores the pool makes).
-#[inline(always)]
-fn hand_out(b: usize, size: u32) -> *mut MDL {
-    let m = b as *mut MDL;
-    // SAFETY: a live block owned by the caller.
-    unsafe {
-        (*m).Next = core::ptr::null_mut();
-        (*m).ByteCount = size;
-    }
-    m
-}
-
-/// The touch: write 16 bytes at the tail of the described range, read one back.
-#[inline(always)]
-fn touch(m: *mut MDL) {
-    // SAFETY: the MDL describes ByteCount >= 16 writable bytes at MappedSystemVa.
-    unsafe {
-        let va = (*m).MappedSystemVa.cast::<u8>();
-        let n = (*m).ByteCount as usize;
-        core::ptr::write_bytes(va.add(n - 16), 0x5A, 16);
-        black_box(*va.add(n - 1));
-    }
-}
-
-/// What the completing CPU does with the MDL before it reaches the free routine: NDIS's
-/// `NdisAdvanceNetBufferDataStart(FreeMdl = TRUE)` reads the MDL's `ByteCount` and `Next` to unlink it
-/// (ndis-contract.md §2.3). Charged to every peer alike in the cross-CPU scenario.
-#[inline(always)]
-fn complete(m: *mut MDL) {
-    // SAFETY: a live MDL handed over by the allocating thread.
-    unsafe {
-        black_box((*m).ByteCount);
-        black_box((*m).Next);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Peers behind one trait.
-
-trait Peer: Sync {
-    fn get(&self, size: u32) -> *mut MDL;
-    fn put(&self, m: *mut MDL);
-}
-
-struct PoolPeer(PoolHandle<HostPlatform>);
-impl Peer for PoolPeer {
-    #[inline(always)]
-    fn get(&self, size: u32) -> *mut MDL {
-        self.0.allocate(size)
-    }
-    #[inline(always)]
-    fn put(&self, m: *mut MDL) {
-        // SAFETY: m came from this pool and is in flight.
-        let _ = unsafe { self.0.free(m) };
-    }
-}
-
-thread_local! {
-    static FLOOR: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The floor: a per-thread Vec of pre-built blocks.
-struct Floor;
-impl Floor {
-    fn prime() {
-        FLOOR.with(|f| {
-            let mut f = f.borrow_mut();
-            while f.len() < CAP {
-                f.push(new_block(&System));
-            }
-        });
-    }
-    fn release() {
-        FLOOR.with(|f| {
-            for b in f.borrow_mut().drain(..) {
-                free_block(&System, b);
-            }
-        });
-    }
-}
-impl Peer for Floor {
-    #[inline(always)]
-    fn get(&self, size: u32) -> *mut MDL {
-        FLOOR
-            .with(|f| f.borrow_mut().pop())
-            .map(|b| hand_out(b, size))
-            .unwrap_or(core::ptr::null_mut())
-    }
-    #[inline(always)]
-    fn put(&self, m: *mut MDL) {
-        FLOOR.with(|f| f.borrow_mut().push(m as usize));
-    }
-}
-
-/// One shared Windows lookaside list: an SLIST (tagged Treiber stack; the link is the first 8 bytes of
-/// the free entry, here the MDL's `Next`) with a depth cap and plain (non-interlocked) counters on the
-/// same cache line, as `LOOKASIDE_LIST_EX` lays them out.
-#[repr(C, align(64))]
-struct Lookaside {
-    /// [ptr >> 4 : 44 bits | depth : 10 bits | sequence : 10 bits].
-    head: AtomicU64,
-    depth_cap: u32,
-    total_allocates: AtomicU32,
-    allocate_misses: AtomicU32,
-    total_frees: AtomicU32,
-    free_misses: AtomicU32,
-}
-
-impl Lookaside {
-    const fn pack(ptr: usize, depth: u64, seq: u64) -> u64 {
-        ((ptr as u64 >> 4) << 20) | ((depth & 0x3FF) << 10) | (seq & 0x3FF)
-    }
-    fn unpack(v: u64) -> (usize, u64, u64) {
-        (((v >> 20) << 4) as usize, (v >> 10) & 0x3FF, v & 0x3FF)
-    }
-    fn new() -> Self {
-        Self {
-            head: AtomicU64::new(0),
-            depth_cap: CAP as u32,
-            total_allocates: AtomicU32::new(0),
-            allocate_misses: AtomicU32::new(0),
-            total_frees: AtomicU32::new(0),
-            free_misses: AtomicU32::new(0),
-        }
-    }
-    #[inline(always)]
-    fn bump(c: &AtomicU32) {
-        c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
-    }
-    fn pop(&self) -> Option<usize> {
-        let mut cur = self.head.load(Ordering::Acquire);
-        loop {
-            let (ptr, depth, seq) = Self::unpack(cur);
-            if ptr == 0 {
-                return None;
-            }
-            // SAFETY: entries on the list are live blocks; a stale read is caught by the tagged CAS.
-            let next = unsafe { (*(ptr as *mut MDL)).Next } as usize;
-            let new = Self::pack(next, depth - 1, seq + 1);
-            match self
-                .head
-                .compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire)
-            {
-                Ok(_) => return Some(ptr),
-                Err(v) => cur = v,
-            }
-        }
-    }
-    fn push(&self, b: usize) -> bool {
-        let mut cur = self.head.load(Ordering::Relaxed);
-        loop {
-            let (ptr, depth, seq) = Self::unpack(cur);
-            if depth >= self.depth_cap as u64 {
-                return false;
-            }
-            // SAFETY: we own b until the CAS publishes it.
-            unsafe { (*(b as *mut MDL)).Next = ptr as *mut MDL };
-            let new = Self::pack(b, depth + 1, seq + 1);
-            match self
-                .head
-                .compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(v) => cur = v,
-            }
-        }
-    }
-    fn drain(&self) {
-        while let Some(b) = self.pop() {
-            free_block(&System, b);
-        }
-    }
-}
-impl Peer for Lookaside {
-    #[inline(always)]
-    fn get(&self, size: u32) -> *mut MDL {
-        Self::bump(&self.total_allocates);
-        let b = self.pop().unwrap_or_else(|| {
-            Self::bump(&self.allocate_misses);
-            new_block(&System)
-        });
-        hand_out(b, size)
-    }
-    #[inline(always)]
-    fn put(&self, m: *mut MDL) {
-        Self::bump(&self.total_frees);
-        if !self.push(m as usize) {
-            Self::bump(&self.free_misses);
-            free_block(&System, m as usize);
-        }
-    }
-}
-
-struct QueuePeer(ArrayQueue<usize>);
-impl Peer for QueuePeer {
-    #[inline(always)]
-    fn get(&self, size: u32) -> *mut MDL {
-        hand_out(self.0.pop().unwrap_or_else(|| new_block(&System)), size)
-    }
-    #[inline(always)]
-    fn put(&self, m: *mut MDL) {
-        if let Err(b) = self.0.push(m as usize) {
-            free_block(&System, b);
-        }
-    }
-}
-
-struct MutexPeer(Mutex<Vec<usize>>);
-impl Peer for MutexPeer {
-    #[inline(always)]
-    fn get(&self, size: u32) -> *mut MDL {
-        let b = self.0.lock().unwrap().pop();
-        hand_out(b.unwrap_or_else(|| new_block(&System)), size)
-    }
-    #[inline(always)]
-    fn put(&self, m: *mut MDL) {
-        let mut v = self.0.lock().unwrap();
-        if v.len() < CAP {
-            v.push(m as usize);
-        } else {
-            drop(v);
-            free_block(&System, m as usize);
-        }
-    }
-}
-
-/// NDIS's default allocator shape: one allocation of the worst-case MDL size + data per request, the MDL
-/// initialised and built each time, the whole block freed on free.
-struct NdisDefault<A: GlobalAlloc + Sync + 'static>(&'static A);
-impl<A: GlobalAlloc + Sync> NdisDefault<A> {
-    fn layout(size: u32) -> Layout {
-        Layout::from_size_align(PEER_DATA_OFFSET + size as usize, 16).unwrap()
-    }
-}
-impl<A: GlobalAlloc + Sync> Peer for NdisDefault<A> {
-    #[inline(always)]
-    fn get(&self, size: u32) -> *mut MDL {
-        // SAFETY: non-zero layout; the MDL is built over the fresh block (its data may cross a page here,
-        // as NDIS's worst-case MDL size allows: the PFN array written is at most 2 entries = 0x40 bytes).
-        unsafe {
-            let p = self.0.alloc(Self::layout(size));
-            assert!(!p.is_null());
-            build(p, size as usize)
-        }
-    }
-    #[inline(always)]
-    fn put(&self, m: *mut MDL) {
-        // SAFETY: allocated by get with the layout of its ByteCount.
-        unsafe { self.0.dealloc(m.cast(), Self::layout((*m).ByteCount)) }
-    }
-}
-
-static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // ---------------------------------------------------------------------------------------------------
 // Scenarios.
@@ -542,6 +263,99 @@ fn run_handoff_floor(iters: u64) -> Duration {
     Duration::from_nanos(total).mul_f64(iters as f64 / (batches * BATCH as u64) as f64)
 }
 
+/// A job for the bench worker: runs on the worker thread and returns its measured time.
+type Job<'a> = Box<dyn FnOnce() -> Duration + Send + 'a>;
+
+/// One spawned thread, pinned to a core and bound to the pool's CPU index of that core, that runs the
+/// single-thread scenarios (same CPU, burst) for every peer, the floor included: all of them then run on
+/// the same kind of thread, with the same stack, TLS and allocator arena, whatever criterion's main thread
+/// has been doing.
+struct Worker<'a> {
+    jobs: std::sync::mpsc::Sender<Job<'a>>,
+    done: std::sync::mpsc::Receiver<Duration>,
+}
+
+impl<'a> Worker<'a> {
+    fn spawn<'env>(s: &'a std::thread::Scope<'a, 'env>, core: usize) -> Self {
+        let (jobs, rx) = std::sync::mpsc::channel::<Job<'a>>();
+        let (tx, done) = std::sync::mpsc::channel();
+        s.spawn(move || {
+            pin(core);
+            HostPlatform::bind_cpu(core);
+            for job in rx {
+                if tx.send(job()).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { jobs, done }
+    }
+
+    /// Runs `f` on the worker and returns the time it reports.
+    fn run(&self, f: impl FnOnce() -> Duration + Send + 'a) -> Duration {
+        self.jobs.send(Box::new(f)).expect("bench worker gone");
+        self.done.recv().expect("bench worker gone")
+    }
+
+    /// Runs `f` on the worker (set-up and tear-down that must happen on its thread) and returns its value.
+    fn call<R: Send + 'a>(&self, f: impl FnOnce() -> R + Send + 'a) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.run(move || {
+            let _ = tx.send(f());
+            Duration::ZERO
+        });
+        rx.recv().expect("bench worker gone")
+    }
+}
+
+/// Rounds and blocks per peer per round of the interleaved measurement.
+const ROUNDS: usize = 41;
+const ROUND_BLOCKS: u64 = 50_000;
+
+/// The same-thread scenarios measured interleaved: `ROUNDS` rounds, each running the floor and every
+/// peer for `ROUND_BLOCKS` blocks in turn (the starting peer rotates), so every peer is compared with
+/// the floor measured a few milliseconds apart on the same thread. The absolute speed of a few-ns loop
+/// on this shared machine drifts by up to 2x between seconds (the same block at the same address,
+/// measured again, takes 2.5 or 4.9 ns), which criterion's one-peer-after-the-other samples fold into
+/// their ratios; a per-round ratio cancels it. Returns facts lines: per peer, the median ns per block
+/// and the median and quartiles of its per-round ratio to the floor.
+fn interleaved(scenario: &str, peers: &Peers, run: fn(&dyn Peer, u64) -> Duration) -> String {
+    Floor::prime();
+    let mut list: Vec<(&str, &dyn Peer)> = vec![("floor", &Floor)];
+    list.extend(peers.list());
+    let n = list.len();
+    // `cargo bench` passes --bench; `cargo test --benches` runs each benchmark once, and so this once.
+    let (rounds, blocks) = if std::env::args().any(|a| a == "--bench") {
+        (ROUNDS, ROUND_BLOCKS)
+    } else {
+        (1, 256)
+    };
+    let mut ns = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for k in 0..n {
+            let i = (round + k) % n;
+            let d = run(list[i].1, blocks);
+            ns[i].push(d.as_nanos() as f64 / blocks as f64);
+        }
+    }
+    Floor::release();
+    let quartiles = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: usize| v[(v.len() - 1) * q / 4];
+        (at(1), at(2), at(3))
+    };
+    let mut out = format!("interleaved_rounds={rounds}\ninterleaved_round_blocks={blocks}\n");
+    for (i, (name, _)) in list.iter().enumerate() {
+        let ratios: Vec<f64> = (0..rounds).map(|r| ns[i][r] / ns[0][r]).collect();
+        let (_, med_ns, _) = quartiles(ns[i].clone());
+        let (q1, med, q3) = quartiles(ratios);
+        out.push_str(&format!(
+            "interleaved_{scenario}_{name}_ns={med_ns:.3}\ninterleaved_{scenario}_{name}_ratio={med:.3}\ninterleaved_{scenario}_{name}_ratio_q1={q1:.3}\ninterleaved_{scenario}_{name}_ratio_q3={q3:.3}\n"
+        ));
+    }
+    out
+}
+
 fn run_contended(p: &dyn Peer, iters: u64, floor: bool) -> Duration {
     duo(
         iters,
@@ -568,7 +382,7 @@ fn pool_config() -> PoolConfig {
 }
 
 fn new_pool() -> PoolPeer {
-    PoolPeer(Pool::create(HostPlatform::new(2, false), &pool_config()).unwrap())
+    PoolPeer(Pool::create(BenchPlatform(HostPlatform::new(2, false)), &pool_config()).unwrap())
 }
 
 struct Peers {
@@ -632,31 +446,29 @@ fn bench(c: &mut Criterion) {
     let mut max_retained = 0u64;
     let cap = peers.pool.0.retention_cap_bytes();
 
-    let mut g = c.benchmark_group("pool_same_cpu");
-    g.bench_function(BenchmarkId::from_parameter("floor"), |b| {
-        Floor::prime();
-        b.iter_custom(|iters| run_pairs(&Floor, iters));
-        Floor::release();
+    let mut interleaved_facts = String::new();
+    std::thread::scope(|s| {
+        let worker = Worker::spawn(s, 0);
+        for (scenario, run) in [
+            ("same_cpu", run_pairs as fn(&dyn Peer, u64) -> Duration),
+            ("burst", run_burst),
+        ] {
+            let mut g = c.benchmark_group(format!("pool_{scenario}"));
+            g.bench_function(BenchmarkId::from_parameter("floor"), |b| {
+                worker.call(Floor::prime);
+                b.iter_custom(|iters| worker.run(move || run(&Floor, iters)));
+                worker.call(Floor::release);
+            });
+            for (name, p) in peers.list() {
+                g.bench_function(BenchmarkId::from_parameter(name), |b| {
+                    b.iter_custom(|iters| worker.run(move || run(p, iters)))
+                });
+            }
+            g.finish();
+            let peers = &peers;
+            interleaved_facts.push_str(&worker.call(move || interleaved(scenario, peers, run)));
+        }
     });
-    for (name, p) in peers.list() {
-        g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| run_pairs(p, iters))
-        });
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group("pool_burst");
-    g.bench_function(BenchmarkId::from_parameter("floor"), |b| {
-        Floor::prime();
-        b.iter_custom(|iters| run_burst(&Floor, iters));
-        Floor::release();
-    });
-    for (name, p) in peers.list() {
-        g.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.iter_custom(|iters| run_burst(p, iters))
-        });
-    }
-    g.finish();
     max_retained = max_retained.max(peers.pool.0.snapshot().total.retained_bytes);
 
     let mut g = c.benchmark_group("pool_cross_cpu");
@@ -707,7 +519,7 @@ fn bench(c: &mut Criterion) {
     let facts = peers.release();
     let trim = burst_trim_facts();
     let out = format!(
-        "retention_cap_bytes={cap}\nmax_retained_bytes={max_retained}\nin_flight_end={}\n{cross_facts}\n{trim}",
+        "retention_cap_bytes={cap}\nmax_retained_bytes={max_retained}\nin_flight_end={}\n{cross_facts}\n{trim}{interleaved_facts}",
         facts.in_flight_end
     );
     println!("pool facts:\n{out}");

@@ -2,9 +2,16 @@
 //! pair, backed by a per-CPU lookaside pool, on every retreat/advance it makes on the send and
 //! receive paths.
 //!
-//! This file owns the crate root: the module map, `DriverEntry` and `DriverUnload`. It must not
-//! contain data-path logic (that lives in `filter/`, `nb.rs`, `transform/`) and never names the
-//! simulator: every kernel call goes through `ndis-sys`.
+//! This file owns the crate root: the module map and the `DriverEntry` / `DriverUnload` exports (their
+//! order of steps is `driver.rs`). It must not contain driver logic and never names the simulator:
+//! every kernel call goes through `ndis-sys`. No routine here, so no IRQL rule.
+//!
+//! The modules, from the top down; none imports one above it (`tests/layers.rs` checks it):
+//! `driver` (the order of DriverEntry / DriverUnload) → `stats` (the debugger's root, told where the
+//! module list is and observing the pool) → `filter` (the LWF) → `mdl_handlers` (the pair given to
+//! NDIS) → `pool_service` (the driver-wide pool: install, module limits, trim timer) → `transform`,
+//! `pool` → `nb`, `names`, `sync` (the one DISPATCH_LEVEL spin lock type) → `ndis` (the safe NDIS
+//! types over ndis-sys).
 #![no_std]
 
 // Host builds (tests, Miri, benchmarks, the host cdylib cargo also produces) link std for its panic
@@ -27,8 +34,11 @@ pub mod filter;
 pub mod mdl_handlers;
 pub mod names;
 pub mod nb;
+pub mod ndis;
 pub mod pool;
+pub mod pool_service;
 pub mod stats;
+pub mod sync;
 pub mod transform;
 
 pub use driver::{DriverEntry, DriverUnload};

@@ -1,40 +1,15 @@
 //! Names that must agree between the driver and `driver.inx` (the package verifier checks them
-//! against the built image). Owns nothing else.
+//! against the built image). They are written once, in the `mdlpool-names` crate (shared with xtask
+//! and sysrun); this module re-exports them and holds the UTF-16 forms NDIS_STRINGs point at. Owns
+//! nothing else.
 
 use ndis_sys::utf16;
 
-/// Service name: INF `AddService` / `Ndi\Service`, and the filter's `ServiceName`.
-pub const SERVICE_NAME: &str = "mdlpool";
-/// Filter `UniqueName` = INF `NetCfgInstanceId`.
-pub const UNIQUE_NAME: &str = "{6f1c3e2a-9b4d-4c7e-8a51-2d0f7b93c4e1}";
-/// Filter `FriendlyName`.
-pub const FRIENDLY_NAME: &str = "mdlpool NetAllocateMdl Pool Filter";
-/// Component id for `netcfg -l mdlpool.inf -c s -i mp_mdlpool`.
-pub const COMPONENT_ID: &str = "mp_mdlpool";
+pub use mdlpool_names::{tags, COMPONENT_ID, FRIENDLY_NAME, POOL_TAG, SERVICE_NAME, UNIQUE_NAME};
 
-pub(crate) static SERVICE_NAME_W: &[u16] = utf16!("mdlpool");
-pub(crate) static UNIQUE_NAME_W: &[u16] = utf16!("{6f1c3e2a-9b4d-4c7e-8a51-2d0f7b93c4e1}");
-pub(crate) static FRIENDLY_NAME_W: &[u16] = utf16!("mdlpool NetAllocateMdl Pool Filter");
-
-/// Pool tag of the MDL blocks the pool hands NDIS ("MdlP"; also the runtime allocator's in ndis-sys).
-pub const POOL_TAG: u32 = ndis_sys::rt::POOL_TAG;
-/// Pool tags, one per kind of allocation, so `!poolused` tells them apart (README "Pool tags";
-/// `cargo xtask package` checks each is in the image and all differ).
-pub mod tags {
-    /// MDL blocks of the pool (`[header | MDL | data]`) and the pool's own arrays: "MdlP".
-    pub const MDL_BLOCK: u32 = u32::from_le_bytes(*b"MdlP");
-    /// Filter module contexts (one per attached adapter): "MdlM".
-    pub const MODULE: u32 = u32::from_le_bytes(*b"MdlM");
-    /// NBL context blocks NDIS allocates for the filter's retreat records when an NBL has no room
-    /// (NdisAllocateNetBufferListContext's PoolTag): "MdlN".
-    pub const NBL_CONTEXT: u32 = u32::from_le_bytes(*b"MdlN");
-    /// Cloned OID requests (NdisAllocateCloneOidRequest's PoolTag): "MdlO".
-    pub const OID_CLONE: u32 = u32::from_le_bytes(*b"MdlO");
-    /// The trim timer object (NDIS_TIMER_CHARACTERISTICS.AllocationTag): "MdlT".
-    pub const TIMER: u32 = u32::from_le_bytes(*b"MdlT");
-    /// Every tag, for checks that they differ.
-    pub const ALL: [u32; 5] = [MDL_BLOCK, MODULE, NBL_CONTEXT, OID_CLONE, TIMER];
-}
+pub(crate) static SERVICE_NAME_W: &[u16] = utf16!(SERVICE_NAME);
+pub(crate) static UNIQUE_NAME_W: &[u16] = utf16!(UNIQUE_NAME);
+pub(crate) static FRIENDLY_NAME_W: &[u16] = utf16!(FRIENDLY_NAME);
 
 #[cfg(test)]
 mod tests {
@@ -45,13 +20,8 @@ mod tests {
     }
 
     #[test]
-    fn pool_tags_differ_and_the_block_tag_is_the_runtime_one() {
-        for (i, a) in tags::ALL.iter().enumerate() {
-            for b in &tags::ALL[i + 1..] {
-                assert_ne!(a, b);
-            }
-        }
-        assert_eq!(tags::MDL_BLOCK, POOL_TAG);
+    fn the_runtime_allocator_uses_the_block_tag() {
+        assert_eq!(ndis_sys::rt::POOL_TAG, tags::MDL_BLOCK);
     }
 
     #[test]

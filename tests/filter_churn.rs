@@ -9,27 +9,8 @@
 //! Cycles: `MDLPOOL_CHURN_CYCLES` (default 3000), seed `MDLPOOL_CHURN_SEED` (default 0xC4A5).
 mod filter_common;
 use filter_common::*;
-use ndis_sim::{fault::splitmix64, ConfigValue, NblShape, Traffic};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-/// A decimal or `0x` hexadecimal value from the environment; a malformed value is an error, not the
-/// default (a typo must not silently rerun the default seed).
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Err(_) => default,
-        Ok(v) => match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => v.parse(),
-        }
-        .unwrap_or_else(|e| panic!("{name}={v}: {e}")),
-    }
-}
-
-fn module_references() -> i64 {
-    let mut n = 0;
-    mdlpool::filter::for_each_module(|m| n += m.outstanding());
-    n
-}
+use ndis_sim::churn::Churn;
+use ndis_sim::{ConfigValue, NblShape, Traffic};
 
 fn configure_mode(nic: &ndis_sim::Adapter, which: u64) {
     let (m, inline) = match which % 3 {
@@ -43,6 +24,42 @@ fn configure_mode(nic: &ndis_sim::Adapter, which: u64) {
     nic.set_config("ExerciseBackfill", ConfigValue::Int((which % 5) as u32 * 8));
 }
 
+/// What [`while_paused`] did.
+enum Step {
+    Nothing,
+    Reattached,
+    Reloaded,
+}
+
+/// One paused module, from `rng`: 12 cycles in 16 nothing, 3 a detach and re-attach with the mode
+/// `rng >> 8` picks, 1 an unload and reload of the whole driver (`after_unload` runs between them)
+/// and an attach with that mode.
+fn while_paused(
+    sim: &ndis_sim::SimGuard,
+    nic: &ndis_sim::Adapter,
+    drv: &mut Option<ndis_sim::Driver>,
+    rng: u64,
+    after_unload: impl FnOnce(),
+) -> Step {
+    match rng % 16 {
+        0..=11 => Step::Nothing,
+        12..=14 => {
+            nic.detach();
+            configure_mode(nic, rng >> 8);
+            nic.attach().unwrap();
+            Step::Reattached
+        }
+        _ => {
+            sim.unload(drv.take().unwrap());
+            after_unload();
+            *drv = Some(sim.load_driver(mdlpool::DriverEntry));
+            configure_mode(nic, rng >> 8);
+            nic.attach().unwrap();
+            Step::Reloaded
+        }
+    }
+}
+
 #[test]
 fn churn_pause_restart_reattach_unload_under_traffic() {
     let cycles = env_u64("MDLPOOL_CHURN_CYCLES", 3000);
@@ -54,89 +71,58 @@ fn churn_pause_restart_reattach_unload_under_traffic() {
     nic.attach().unwrap();
     nic.restart().unwrap();
     let before = filter_stats();
-    let stop = AtomicBool::new(false);
-    let rounds = AtomicU64::new(0);
     let (mut pauses, mut reattaches, mut reloads) = (0u64, 0u64, 0u64);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut r = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                r += 1;
-                sim.run_traffic(
-                    &nic,
-                    &Traffic {
-                        steps_per_cpu: 16,
-                        send: NblShape {
-                            nbls: 2,
-                            nbs_per_nbl: 1 + (r % 3) as usize,
-                            mdl_lengths: if r.is_multiple_of(2) {
-                                vec![6, 90]
-                            } else {
-                                vec![]
-                            },
-                            data_offset: (r % 4) as u32 * 3,
-                            ..NblShape::default()
-                        },
-                        receive: NblShape {
-                            nbls: 2,
-                            ieee8021q: info(2, 5),
-                            data_offset: (r % 3) as u32,
-                            ..NblShape::default()
-                        },
-                        resources_one_in: 3,
-                        seed: seed ^ r,
-                        ..Traffic::default()
-                    },
-                );
-                rounds.store(r, Ordering::Relaxed);
-            }
-        });
-        let mut rng = seed;
-        for cycle in 0..cycles {
-            rng = splitmix64(rng);
-            nic.pause().unwrap();
-            pauses += 1;
-            assert_eq!(
-                pool_in_flight(),
-                0,
-                "cycle {cycle}: pool blocks in flight at pause"
-            );
-            assert_eq!(
-                module_references(),
-                0,
-                "cycle {cycle}: module references at pause"
-            );
-            assert_eq!(
-                nic.outstanding(),
-                0,
-                "cycle {cycle}: NBLs outstanding at pause"
-            );
-            match rng % 16 {
-                0..=11 => {}
-                12..=14 => {
-                    nic.detach();
-                    configure_mode(&nic, rng >> 8);
-                    nic.attach().unwrap();
-                    reattaches += 1;
-                }
-                _ => {
-                    // DriverUnload deregisters (NDIS detaches the paused module), then the pool goes.
-                    sim.unload(drv.take().unwrap());
-                    assert!(mdlpool::mdl_handlers::snapshot().is_none());
-                    drv = Some(sim.load_driver(mdlpool::DriverEntry));
-                    configure_mode(&nic, rng >> 8);
-                    nic.attach().unwrap();
-                    reloads += 1;
-                }
-            }
-            nic.restart().unwrap();
-            // Let traffic run against the running module before the next pause.
-            let seen = rounds.load(Ordering::Relaxed);
-            while rounds.load(Ordering::Relaxed) < seen + 1 {
-                std::thread::yield_now();
-            }
+    let churn = Churn::new(&sim, &nic, cycles, seed);
+    let traffic = |r: u64| Traffic {
+        steps_per_cpu: 16,
+        send: NblShape {
+            nbls: 2,
+            nbs_per_nbl: 1 + (r % 3) as usize,
+            mdl_lengths: if r.is_multiple_of(2) {
+                vec![6, 90]
+            } else {
+                vec![]
+            },
+            data_offset: (r % 4) as u32 * 3,
+            ..NblShape::default()
+        },
+        receive: NblShape {
+            nbls: 2,
+            ieee8021q: info(2, 5),
+            data_offset: (r % 3) as u32,
+            ..NblShape::default()
+        },
+        resources_one_in: 3,
+        seed: seed ^ r,
+        ..Traffic::default()
+    };
+    let no_control: Option<fn(u64)> = None;
+    let run = churn.on_threads(traffic, no_control, |cycle, rng, paused| {
+        paused.unwrap();
+        pauses += 1;
+        assert_eq!(
+            pool_in_flight(),
+            0,
+            "cycle {cycle}: pool blocks in flight at pause"
+        );
+        assert_eq!(
+            module_references(),
+            0,
+            "cycle {cycle}: module references at pause"
+        );
+        assert_eq!(
+            nic.outstanding(),
+            0,
+            "cycle {cycle}: NBLs outstanding at pause"
+        );
+        // DriverUnload deregisters (NDIS detaches the paused module), then the pool goes.
+        let no_pool = || assert!(mdlpool::mdl_handlers::snapshot().is_none());
+        match while_paused(&sim, &nic, &mut drv, rng, no_pool) {
+            Step::Nothing => {}
+            Step::Reattached => reattaches += 1,
+            Step::Reloaded => reloads += 1,
         }
-        stop.store(true, Ordering::Relaxed);
+        true
     });
     nic.drain();
     nic.pause().unwrap();
@@ -147,7 +133,7 @@ fn churn_pause_restart_reattach_unload_under_traffic() {
         "churn: {cycles} cycles (seed {seed:#x}): {pauses} pauses, {reattaches} re-attaches, \
          {reloads} driver reloads, {} traffic rounds; {} NBLs sent, {} indicated; filter transformed \
          {} send + {} receive NBLs",
-        rounds.load(Ordering::Relaxed),
+        run.rounds,
         c.proto_sent_nbls,
         c.mp_indicated_nbls,
         s.send_nbls_transformed - before.send_nbls_transformed,
@@ -181,39 +167,26 @@ fn deterministic_churn_is_reproducible() {
         configure_mode(&nic, 0);
         nic.attach().unwrap();
         nic.restart().unwrap();
-        let mut rng = seed;
-        for cycle in 0..cycles {
-            rng = splitmix64(rng);
-            sim.run_traffic(
-                &nic,
-                &Traffic {
-                    steps_per_cpu: 8,
-                    receive: NblShape {
-                        ieee8021q: info(1, 5),
-                        ..NblShape::default()
-                    },
-                    seed: rng,
-                    ..Traffic::default()
-                },
-            );
-            nic.pause().unwrap();
-            assert_eq!(pool_in_flight(), 0, "cycle {cycle}");
-            match rng % 16 {
-                0..=11 => {}
-                12..=14 => {
-                    nic.detach();
-                    configure_mode(&nic, rng >> 8);
-                    nic.attach().unwrap();
-                }
-                _ => {
-                    sim.unload(drv.take().unwrap());
-                    drv = Some(sim.load_driver(mdlpool::DriverEntry));
-                    configure_mode(&nic, rng >> 8);
-                    nic.attach().unwrap();
-                }
-            }
-            nic.restart().unwrap();
-        }
+        let churn = Churn::new(&sim, &nic, cycles, seed);
+        let traffic = |rng: u64| Traffic {
+            steps_per_cpu: 8,
+            receive: NblShape {
+                ieee8021q: info(1, 5),
+                ..NblShape::default()
+            },
+            seed: rng,
+            ..Traffic::default()
+        };
+        churn.seeded(
+            traffic,
+            |_, _| {},
+            |cycle, rng, paused| {
+                paused.unwrap();
+                assert_eq!(pool_in_flight(), 0, "cycle {cycle}");
+                while_paused(&sim, &nic, &mut drv, rng, || {});
+                true
+            },
+        );
         nic.drain();
         nic.pause().unwrap();
         nic.detach();

@@ -19,59 +19,12 @@ use filter_common::*;
 use mdlpool::transform::Mode;
 use ndis_sim::{set_config_reads, AdapterConfig, ConfigReads, ConfigValue};
 
-#[derive(Debug, Default)]
-struct Param {
-    name: String,
-    ty: String,
-    default: String,
-    min: Option<String>,
-    max: Option<String>,
-    enums: Vec<String>,
-}
-
 /// Every `FilterAdapterParams\<key>` Ndi param of driver.inx, in file order.
-fn inf_params() -> Vec<Param> {
+fn inf_params() -> Vec<inf::NdiParam> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/driver.inx"))
         .expect("driver.inx");
     let parsed = inf::Inf::parse(&text).expect("driver.inx parses");
-    let mut params: Vec<Param> = Vec::new();
-    for sec in &parsed.sections {
-        for line in &sec.lines {
-            if !line.value(0).eq_ignore_ascii_case("HKR") {
-                continue;
-            }
-            let Some(rest) = line.value(1).strip_prefix("FilterAdapterParams\\") else {
-                continue;
-            };
-            let (key, is_enum) = match rest.strip_suffix("\\enum") {
-                Some(k) => (k, true),
-                None => (rest, false),
-            };
-            let idx = match params.iter().position(|p| p.name == key) {
-                Some(i) => i,
-                None => {
-                    params.push(Param {
-                        name: key.to_string(),
-                        ..Param::default()
-                    });
-                    params.len() - 1
-                }
-            };
-            let p = &mut params[idx];
-            let (entry, value) = (line.value(2).to_string(), line.value(4).to_string());
-            if is_enum {
-                p.enums.push(entry);
-                continue;
-            }
-            match entry.to_ascii_lowercase().as_str() {
-                "type" => p.ty = value.to_ascii_lowercase(),
-                "default" => p.default = value,
-                "min" => p.min = Some(value),
-                "max" => p.max = Some(value),
-                _ => {}
-            }
-        }
-    }
+    let params = inf::ndi_params(&parsed.sections, "FilterAdapterParams");
     assert!(
         params.len() >= 9,
         "driver.inx declares the keys: {params:#?}"
@@ -87,6 +40,8 @@ fn in_force() -> Vec<(&'static str, String)> {
     let limits = mdlpool::mdl_handlers::installed()
         .expect("pool installed")
         .limits();
+    // Spelled out here, not taken from the driver's key table, so that a table whose value order
+    // disagreed with `Mode`'s discriminants would fail this test.
     let mode = match cfg.mode {
         Mode::Exercise => "exercise",
         Mode::Vlan => "vlan",

@@ -9,21 +9,9 @@
 //! prints the seed, and the same seed replays the same run.
 mod filter_common;
 use filter_common::*;
-use ndis_sim::{
-    fault::splitmix64, AdapterConfig, ConfigValue, Lifecycle, NblShape, Sim, SimConfig, Traffic,
-};
+use ndis_sim::churn::Churn;
+use ndis_sim::{AdapterConfig, ConfigValue, Lifecycle, NblShape, Sim, SimConfig, Traffic};
 use ndis_sys::*;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Err(_) => default,
-        Ok(v) => match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => v.parse(),
-        }
-        .unwrap_or_else(|e| panic!("{name}={v}: {e}")),
-    }
-}
 
 fn configure(nic: &ndis_sim::Adapter, which: u64) {
     let (m, inline) = match which % 3 {
@@ -42,10 +30,42 @@ fn configure(nic: &ndis_sim::Adapter, which: u64) {
     );
 }
 
-fn module_refs() -> i64 {
-    let mut n = 0;
-    mdlpool::filter::for_each_module(|m| n += m.outstanding());
-    n
+/// At a pause: no pool block in flight, no module reference, no NBL outstanding (`at` names the
+/// cycle in a failure).
+fn nothing_held(nic: &ndis_sim::Adapter, at: &str) {
+    assert_eq!(pool_in_flight(), 0, "{at}");
+    assert_eq!(module_references(), 0, "{at}");
+    assert_eq!(nic.outstanding(), 0, "{at}");
+}
+
+/// While paused: detach and re-attach with configuration `which` (`reattach`), or only reconfigure
+/// (read at the restart). Returns `reattach`.
+fn reconfigure(nic: &ndis_sim::Adapter, reattach: bool, which: u64) -> bool {
+    if reattach {
+        nic.detach();
+        configure(nic, which);
+        nic.attach().unwrap();
+    } else {
+        configure(nic, which);
+    }
+    reattach
+}
+
+/// FilterPause's outcome at `cycle` as NDIS recorded it: a pended pause completed exactly once, one
+/// that returned SUCCESS never. Returns whether it pended.
+fn pause_pended(nic: &ndis_sim::Adapter, cycle: u64) -> bool {
+    let r = nic.pause_record();
+    match r.status {
+        Some(NDIS_STATUS_PENDING) => {
+            assert_eq!(r.completes, 1, "cycle {cycle}: {r:?}");
+            true
+        }
+        Some(NDIS_STATUS_SUCCESS) => {
+            assert_eq!(r.completes, 0, "cycle {cycle}: {r:?}");
+            false
+        }
+        other => panic!("cycle {cycle}: FilterPause returned {other:?}"),
+    }
 }
 
 #[test]
@@ -65,59 +85,43 @@ fn seeded_concurrent_churn_with_zero_findings() {
     configure(&nic, 0);
     nic.attach().unwrap();
     nic.restart().unwrap();
-    let mut rng = seed;
     let (mut pended, mut reattaches, mut oids) = (0u64, 0u64, 0u64);
-    for cycle in 0..cycles {
-        rng = splitmix64(rng);
-        sim.run_traffic(
-            &nic,
-            &Traffic {
-                steps_per_cpu: 3 + (rng % 6) as usize,
-                send: NblShape {
-                    nbls: 1 + (rng >> 8) as usize % 2,
-                    mdl_lengths: if rng & 1 == 0 { vec![6, 90] } else { vec![] },
-                    ..NblShape::default()
-                },
-                receive: NblShape {
-                    nbls: 1 + (rng >> 12) as usize % 2,
-                    ieee8021q: info(2, 5),
-                    ..NblShape::default()
-                },
-                resources_one_in: 3,
-                seed: rng,
-                ..Traffic::default()
-            },
-        );
-        if (rng >> 20).is_multiple_of(4) {
-            let mut buf = [0u8; 8];
-            let (st, _) = nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
-            assert_eq!(st, NDIS_STATUS_SUCCESS, "cycle {cycle}");
-            oids += 1;
-        }
-        nic.pause()
-            .unwrap_or_else(|e| panic!("cycle {cycle} (seed {seed:#x}): {e:?}"));
-        let r = nic.pause_record();
-        match r.status {
-            Some(NDIS_STATUS_PENDING) => {
-                pended += 1;
-                assert_eq!(r.completes, 1, "cycle {cycle}: {r:?}");
+    let churn = Churn::new(&sim, &nic, cycles, seed);
+    let traffic = |rng: u64| Traffic {
+        steps_per_cpu: 3 + (rng % 6) as usize,
+        send: NblShape {
+            nbls: 1 + (rng >> 8) as usize % 2,
+            mdl_lengths: if rng & 1 == 0 { vec![6, 90] } else { vec![] },
+            ..NblShape::default()
+        },
+        receive: NblShape {
+            nbls: 1 + (rng >> 12) as usize % 2,
+            ieee8021q: info(2, 5),
+            ..NblShape::default()
+        },
+        resources_one_in: 3,
+        seed: rng,
+        ..Traffic::default()
+    };
+    churn.seeded(
+        traffic,
+        |cycle, rng| {
+            if (rng >> 20).is_multiple_of(4) {
+                let mut buf = [0u8; 8];
+                let (st, _) = nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
+                assert_eq!(st, NDIS_STATUS_SUCCESS, "cycle {cycle}");
+                oids += 1;
             }
-            Some(NDIS_STATUS_SUCCESS) => assert_eq!(r.completes, 0, "cycle {cycle}: {r:?}"),
-            other => panic!("cycle {cycle}: FilterPause returned {other:?}"),
-        }
-        assert_eq!(pool_in_flight(), 0, "cycle {cycle} (seed {seed:#x})");
-        assert_eq!(module_refs(), 0, "cycle {cycle} (seed {seed:#x})");
-        assert_eq!(nic.outstanding(), 0, "cycle {cycle} (seed {seed:#x})");
-        if (rng >> 24).is_multiple_of(8) {
-            nic.detach();
-            configure(&nic, rng >> 32);
-            nic.attach().unwrap();
-            reattaches += 1;
-        } else {
-            configure(&nic, rng >> 32);
-        }
-        nic.restart().unwrap();
-    }
+        },
+        |cycle, rng, paused| {
+            let at = format!("cycle {cycle} (seed {seed:#x})");
+            paused.unwrap_or_else(|e| panic!("{at}: {e:?}"));
+            pended += pause_pended(&nic, cycle) as u64;
+            nothing_held(&nic, &at);
+            reattaches += reconfigure(&nic, (rng >> 24).is_multiple_of(8), rng >> 32) as u64;
+            true
+        },
+    );
     nic.drain();
     nic.pause().unwrap();
     let c = nic.counters();
@@ -144,7 +148,6 @@ fn seeded_concurrent_churn_with_zero_findings() {
 /// here names, for each NBL, which side of the pause line it fell on; the seeded test above replays.
 #[test]
 fn threaded_concurrent_churn_with_zero_findings() {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let cycles = env_u64("MDLPOOL_RACE_THREADED_CYCLES", 3000);
     let seed = env_u64("MDLPOOL_RACE_SEED", 0x4ACE);
     let sim = Sim::start(SimConfig {
@@ -158,103 +161,54 @@ fn threaded_concurrent_churn_with_zero_findings() {
     configure(&nic, 0);
     nic.attach().unwrap();
     nic.restart().unwrap();
-    let stop = AtomicBool::new(false);
-    let rounds = AtomicU64::new(0);
-    let ctl = AtomicU64::new(0);
     let (mut pended, mut reattaches) = (0u64, 0u64);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut r = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                r += 1;
-                sim.run_traffic(
-                    &nic,
-                    &Traffic {
-                        steps_per_cpu: 16,
-                        send: NblShape {
-                            nbls: 2,
-                            mdl_lengths: if r.is_multiple_of(2) {
-                                vec![6, 90]
-                            } else {
-                                vec![]
-                            },
-                            ..NblShape::default()
-                        },
-                        receive: NblShape {
-                            nbls: 2,
-                            ieee8021q: info(2, 5),
-                            ..NblShape::default()
-                        },
-                        resources_one_in: 3,
-                        seed: seed ^ r,
-                        ..Traffic::default()
-                    },
-                );
-                rounds.store(r, Ordering::Relaxed);
-            }
-        });
-        s.spawn(|| {
-            ndis_sim::kernel::bind_thread_to_cpu(1);
-            let mut k = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                k += 1;
-                match k % 3 {
-                    0 => {
-                        let mut buf = [0u8; 8];
-                        let (st, _) =
-                            nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
-                        assert_eq!(st, NDIS_STATUS_SUCCESS);
-                    }
-                    1 => ndis_sim::kernel::at_irql(DISPATCH_LEVEL, || {
-                        nic.indicate_status(NDIS_STATUS_LINK_STATE)
-                    }),
-                    _ => {
-                        sim.advance_clock(50);
-                    }
-                }
-                ctl.store(k, Ordering::Relaxed);
-                std::thread::yield_now();
-            }
-        });
-        let mut rng = seed;
-        for cycle in 0..cycles {
-            rng = splitmix64(rng);
-            nic.pause()
-                .unwrap_or_else(|e| panic!("cycle {cycle} (seed {seed:#x}): {e:?}"));
-            let r = nic.pause_record();
-            match r.status {
-                Some(NDIS_STATUS_PENDING) => {
-                    pended += 1;
-                    assert_eq!(r.completes, 1, "cycle {cycle}: {r:?}");
-                }
-                Some(NDIS_STATUS_SUCCESS) => assert_eq!(r.completes, 0, "cycle {cycle}: {r:?}"),
-                other => panic!("cycle {cycle}: FilterPause returned {other:?}"),
-            }
-            assert_eq!(pool_in_flight(), 0, "cycle {cycle}");
-            assert_eq!(module_refs(), 0, "cycle {cycle}");
-            assert_eq!(nic.outstanding(), 0, "cycle {cycle}");
-            if rng.is_multiple_of(8) {
-                nic.detach();
-                configure(&nic, rng >> 8);
-                nic.attach().unwrap();
-                reattaches += 1;
+    let churn = Churn::new(&sim, &nic, cycles, seed);
+    let traffic = |r: u64| Traffic {
+        steps_per_cpu: 16,
+        send: NblShape {
+            nbls: 2,
+            mdl_lengths: if r.is_multiple_of(2) {
+                vec![6, 90]
             } else {
-                configure(&nic, rng >> 8);
-            }
-            nic.restart().unwrap();
-            let seen = rounds.load(Ordering::Relaxed);
-            while rounds.load(Ordering::Relaxed) < seen + 1 {
-                std::thread::yield_now();
-            }
+                vec![]
+            },
+            ..NblShape::default()
+        },
+        receive: NblShape {
+            nbls: 2,
+            ieee8021q: info(2, 5),
+            ..NblShape::default()
+        },
+        resources_one_in: 3,
+        seed: seed ^ r,
+        ..Traffic::default()
+    };
+    let control = |k: u64| match k % 3 {
+        0 => {
+            let mut buf = [0u8; 8];
+            let (st, _) = nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
+            assert_eq!(st, NDIS_STATUS_SUCCESS);
         }
-        stop.store(true, Ordering::Relaxed);
+        1 => ndis_sim::kernel::at_irql(DISPATCH_LEVEL, || {
+            nic.indicate_status(NDIS_STATUS_LINK_STATE)
+        }),
+        _ => {
+            sim.advance_clock(50);
+        }
+    };
+    let run = churn.on_threads(traffic, Some(control), |cycle, rng, paused| {
+        paused.unwrap_or_else(|e| panic!("cycle {cycle} (seed {seed:#x}): {e:?}"));
+        pended += pause_pended(&nic, cycle) as u64;
+        nothing_held(&nic, &format!("cycle {cycle}"));
+        reattaches += reconfigure(&nic, rng.is_multiple_of(8), rng >> 8) as u64;
+        true
     });
     nic.drain();
     nic.pause().unwrap();
     let c = nic.counters();
     eprintln!(
         "threaded race churn: {cycles} cycles (seed {seed:#x}): {pended} pauses pended, {reattaches} re-attaches, {} OID/status/clock events; {} NBLs sent, {} indicated",
-        ctl.load(Ordering::Relaxed),
+        run.control_events,
         c.proto_sent_nbls,
         c.mp_indicated_nbls
     );

@@ -1,5 +1,5 @@
 //! PoolMagazineSize / PoolDepotLimit / PoolTrimIntervalMs take effect on the driver-wide pool when a
-//! module attaches or restarts (`driver::apply_pool_config`), on ndis-sim: the depot limit bounds what
+//! module attaches or restarts (`pool_service::apply_module_limits`), on ndis-sim: the depot limit bounds what
 //! a burst leaves behind, the magazine fill sizes the magazines, the trim interval re-arms the trim
 //! timer; the module attached/restarted last wins, with a once-only note when modules disagree and
 //! when a value is above the pool's allocated room.

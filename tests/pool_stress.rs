@@ -3,6 +3,13 @@
 //! Every block carries its owner's tag at both ends while in flight and is checked when freed; at the
 //! end the counters must balance exactly and destroy must find nothing.
 //!
+//! Retention is judged on quiescent snapshots only: the workers stop at a barrier between phases (blocks
+//! they hold or have queued for another CPU stay in flight, which a quiescent snapshot counts exactly)
+//! and the main thread checks the caps there. A snapshot taken while workers run sums each CPU's
+//! counters at a different moment, so its `in_flight` (and thus `retained`) can be off by the blocks
+//! moving meanwhile; the trimmer, which runs throughout, checks only what its snapshot reads under the
+//! depot lock (the depot tier's bound).
+//!
 //! Run: `cargo test --release -p mdlpool --test pool_stress`.
 
 use mdlpool::pool::Platform;
@@ -89,6 +96,11 @@ fn ops_per_worker() -> u64 {
     }
 }
 
+/// Phases of each worker's run; the retention caps are checked on a quiescent snapshot after each.
+const PHASES: u64 = 8;
+
+/// Retention within the caps. Only sound on a quiescent snapshot (no allocate/free running; a concurrent
+/// trim only lowers `live_blocks`, which is read once).
 fn check_tiers(pool: &Pool<HostPlatform>, s: &PoolSnapshot) {
     for r in s.size_classes() {
         assert!(
@@ -99,11 +111,28 @@ fn check_tiers(pool: &Pool<HostPlatform>, s: &PoolSnapshot) {
     assert!(s.total.retained_bytes <= pool.retention_cap_bytes());
 }
 
+/// What holds on any snapshot, even under traffic: each class's depot row is read under its lock, so its
+/// full magazines are within the depot limit and their blocks within `depot_limit * M`.
+fn check_depot(config: &PoolConfig, s: &PoolSnapshot) {
+    for r in s.size_classes() {
+        assert!(
+            r.depot_full <= config.depot_limit as u64,
+            "depot above its limit: {r:?}"
+        );
+        assert!(
+            r.depot_blocks <= config.depot_limit as u64 * config.magazine_size as u64,
+            "depot blocks above depot_limit * M: {r:?}"
+        );
+    }
+}
+
 fn stress(config: PoolConfig) {
     let pool = Arc::new(Pool::create(HostPlatform::new(WORKERS + 1, true), &config).unwrap());
     let tracker = pool.platform().tracker();
     let served = Arc::new(AtomicU64::new(0));
     let barrier = Arc::new(Barrier::new(WORKERS));
+    // The workers and the main thread: quiescent points between phases.
+    let phase = Arc::new(Barrier::new(WORKERS + 1));
     let stop = Arc::new(AtomicBool::new(false));
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..WORKERS).map(|_| mpsc::channel::<Held>()).unzip();
     let mut rxs: Vec<Option<mpsc::Receiver<Held>>> = rxs.into_iter().map(Some).collect();
@@ -116,7 +145,7 @@ fn stress(config: PoolConfig) {
             let mut rounds = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 pool.trim();
-                check_tiers(&pool, &pool.snapshot());
+                check_depot(&config, &pool.snapshot());
                 rounds += 1;
                 std::thread::yield_now();
             }
@@ -129,6 +158,7 @@ fn stress(config: PoolConfig) {
             let pool = pool.clone();
             let served = served.clone();
             let barrier = barrier.clone();
+            let phase = phase.clone();
             let to_next = txs[(cpu + 1) % WORKERS].clone();
             let inbox = rxs[cpu].take().unwrap();
             std::thread::spawn(move || {
@@ -142,7 +172,11 @@ fn stress(config: PoolConfig) {
                     // SAFETY: in flight and owned by this thread now.
                     assert_eq!(unsafe { pool.free(h.mdl as *mut MDL) }, Ok(()));
                 };
-                for _ in 0..ops_per_worker() {
+                for op in 0..ops_per_worker() {
+                    if op % (ops_per_worker() / PHASES) == 0 && op != 0 {
+                        phase.wait(); // quiescent: the main thread checks the caps
+                        phase.wait();
+                    }
                     let r = rng.next();
                     if held.len() < 8 || (held.len() < 200 && r.is_multiple_of(2)) {
                         let size = match r >> 60 {
@@ -186,6 +220,11 @@ fn stress(config: PoolConfig) {
         })
         .collect();
     drop(txs);
+    for _ in 1..PHASES {
+        phase.wait();
+        check_tiers(&pool, &pool.snapshot());
+        phase.wait();
+    }
     for w in workers {
         w.join().unwrap();
     }

@@ -1,4 +1,4 @@
-//! The debugger-visible statistics root (`MdlPoolStats`, src/stats.rs) on ndis-sim: drive traffic
+//! The debugger-visible statistics root (`MdlPoolStats`, src/stats/mod.rs) on ndis-sim: drive traffic
 //! through the filter, then read the root the way WinDbg does (through its pointer and strides, not
 //! through the pool's API) and check that the totals are exactly the pool's own snapshot; render the
 //! root with the WinDbg script (`node windbg/mdlpool.js`) and check its arithmetic against the
@@ -15,9 +15,8 @@ use filter_common::*;
 
 use mdlpool::filter::FilterStatsSnapshot;
 use mdlpool::pool::{ClassSnapshot, PoolSnapshot};
-use mdlpool::stats::{
-    self, MdlPoolStatsRoot, COUNTER_FIELDS, FILTER_FIELDS, STATE_RUNNING, STATE_UNLOADED,
-};
+use mdlpool::stats::read::{self, COUNTER_FIELDS, FILTER_FIELDS};
+use mdlpool::stats::{self, MdlPoolStatsRoot, STATE_RUNNING, STATE_UNLOADED};
 use ndis_sim::{NblShape, Traffic};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -51,7 +50,7 @@ fn rows_through_root(root: &MdlPoolStatsRoot) -> Vec<[u64; 14]> {
             let mut sum = [0u64; 14];
             for cpu in 0..cpus {
                 // SAFETY: the pool is installed and alive for the whole test body.
-                let row = unsafe { stats::read_row(root, cpu, slot) }.expect("published row");
+                let row = unsafe { read::read_row(root, cpu, slot) }.expect("published row");
                 for (s, v) in sum.iter_mut().zip(row) {
                     *s = s.wrapping_add(v);
                 }
@@ -96,7 +95,7 @@ fn datapath_through_root(root: &MdlPoolStatsRoot) -> ([u64; 22], usize) {
     let mut attached = 0;
     for slot in 0..root.module_slots.load(Ordering::Relaxed) as usize {
         // SAFETY: no module attaches or detaches while the test reads.
-        if let Some(row) = unsafe { stats::read_module(root, slot) } {
+        if let Some(row) = unsafe { read::read_module(root, slot) } {
             attached += 1;
             for (s, v) in sum.iter_mut().zip(row) {
                 *s += v;
@@ -115,7 +114,7 @@ fn datapath_through_root(root: &MdlPoolStatsRoot) -> ([u64; 22], usize) {
 fn dump(root: &MdlPoolStatsRoot) -> String {
     let mut s = String::new();
     // SAFETY: the pool is alive (or unpublished: then only the static is read).
-    unsafe { stats::write_dump(root, &mut s) }.unwrap();
+    unsafe { read::write_dump(root, &mut s) }.unwrap();
     s
 }
 
@@ -347,7 +346,7 @@ fn the_root_reads_exactly_the_pools_counters_and_survives_unload() {
         "no pointer into the freed pool"
     );
     // SAFETY: unpublished root: read_row reads nothing.
-    assert_eq!(unsafe { stats::read_row(root, 0, 0) }, None);
+    assert_eq!(unsafe { read::read_row(root, 0, 0) }, None);
     // What unload must have done: flush every cached block back to the system, nothing else.
     let mut expected = before_unload;
     for r in expected.classes[..=expected.class_count].iter_mut() {

@@ -2,52 +2,91 @@
 //! `FilterAdapterParams` (driver.inx), read at attach and at every restart through
 //! NdisOpenConfigurationEx / NdisReadConfiguration.
 //!
-//! Owns: the keys, their defaults and ranges, parsing, and the once-only log of bad values. Must not
-//! touch module state: the caller stores the result. A key that is absent takes its default silently; a
-//! key that is present but malformed or out of range takes its default, is counted in
+//! Owns: parsing by the key table, the [`Config`] the values become (the data path's
+//! [`DataPathSettings`] and the pool keys as the pool's own `Limits`), and the once-only log of bad
+//! values. The keys themselves (names, kind, default, range) are `mdlpool_names::config::KEYS`, the
+//! table `cargo xtask package` also checks driver.inx's `FilterAdapterParams` against. Must not touch
+//! module state: the caller stores the result. A key that is absent takes its default silently; a key
+//! that is present but malformed or out of range takes its default, is counted in
 //! `ConfigReport::bad_values`, and is logged the first time that key is bad (per driver load).
+//!
+//! `Mode` takes two forms here: the registry's UTF-16 name, matched against the table's names, and
+//! the index of that name, which is the [`Mode`] discriminant (`Mode::from_u32`).
 
 #![allow(non_upper_case_globals)] // NDIS constant names in patterns
 
+use crate::pool::Limits;
 use crate::transform::Mode;
 use core::sync::atomic::{AtomicU32, Ordering};
+use mdlpool_names::config::{self as key, Key, Kind};
 use ndis_sys::*;
 
-/// The data-path configuration of one module.
+/// Every key the filter reads, in the order it reads them (the shared table).
+pub use mdlpool_names::config::KEYS;
+
+/// The data-path settings of one module (the keys the send and receive paths read): one struct for
+/// the registry view ([`Config::data_path`]) and the data path's per-callback view
+/// (`module::DataPathConfig::settings`), published between them by `module::AtomicConfig`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataPathSettings {
+    pub mode: Mode,
+    /// Bytes retreated past DataOffset in exercise mode.
+    pub exercise_bytes: u32,
+    /// DataBackFill of the exercise retreat.
+    pub exercise_backfill: u32,
+    /// VLAN id inserted on send when the NBL carries none (0 = none).
+    pub vlan_id: u16,
+    /// 802.1Q priority inserted on send when the NBL carries none.
+    pub vlan_priority: u8,
+    /// Re-insert NIC-stripped tags inline on receive.
+    pub vlan_receive_inline: bool,
+}
+
+/// The configuration of one module: one field per key of [`KEYS`] (defaults and ranges there),
+/// grouped by who uses them: the data path's settings, and the pool keys in the pool's own
+/// [`Limits`] (PoolMagazineSize, PoolDepotLimit, PoolTrimIntervalMs; the pool clamps them to the
+/// room it allocated when they are applied).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    pub mode: Mode,
-    /// Bytes retreated past DataOffset in exercise mode, 1..=256 (default 14).
-    pub exercise_bytes: u32,
-    /// DataBackFill of the exercise retreat, 0..=256 (default 0).
-    pub exercise_backfill: u32,
-    /// VLAN id inserted on send when the NBL carries none, 0..=4094 (default 0 = none).
-    pub vlan_id: u16,
-    /// 802.1Q priority inserted on send when the NBL carries none, 0..=7 (default 0).
-    pub vlan_priority: u8,
-    /// Re-insert NIC-stripped tags inline on receive, 0..=1 (default 0).
-    pub vlan_receive_inline: bool,
-    /// Pool magazine size M, 4..=256 (default 32).
-    pub pool_magazine_size: u32,
-    /// Pool depot limit, 0..=4096 (default 64).
-    pub pool_depot_limit: u32,
-    /// Pool trim interval in ms, 100..=60000 (default 1000).
-    pub pool_trim_interval_ms: u32,
+    pub data_path: DataPathSettings,
+    pub pool: Limits,
 }
+
+impl Config {
+    /// From one accepted value per key of [`KEYS`] (an enum's index, a dword's value). Any IRQL.
+    fn from_values(v: &[u32; KEYS.len()]) -> Self {
+        Self {
+            data_path: DataPathSettings {
+                mode: Mode::from_u32(v[key::MODE]).unwrap_or(Mode::Exercise),
+                exercise_bytes: v[key::EXERCISE_BYTES],
+                exercise_backfill: v[key::EXERCISE_BACKFILL],
+                vlan_id: v[key::VLAN_ID] as u16,
+                vlan_priority: v[key::VLAN_PRIORITY] as u8,
+                vlan_receive_inline: v[key::VLAN_RECEIVE_INLINE] != 0,
+            },
+            pool: Limits {
+                magazine_fill: v[key::POOL_MAGAZINE_SIZE],
+                depot_limit: v[key::POOL_DEPOT_LIMIT],
+                trim_interval_ms: v[key::POOL_TRIM_INTERVAL_MS],
+            },
+        }
+    }
+}
+
+/// Every key's default.
+const DEFAULTS: [u32; KEYS.len()] = {
+    let mut d = [0; KEYS.len()];
+    let mut i = 0;
+    while i < KEYS.len() {
+        d[i] = KEYS[i].default();
+        i += 1;
+    }
+    d
+};
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            mode: Mode::Exercise,
-            exercise_bytes: 14,
-            exercise_backfill: 0,
-            vlan_id: 0,
-            vlan_priority: 0,
-            vlan_receive_inline: false,
-            pool_magazine_size: 32,
-            pool_depot_limit: 64,
-            pool_trim_interval_ms: 1000,
-        }
+        Self::from_values(&DEFAULTS)
     }
 }
 
@@ -61,90 +100,12 @@ pub enum Value<'a> {
     Other,
 }
 
-/// How a key is read: as the type driver.inx declares for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Declared {
-    /// An Ndi `enum` (REG_SZ text): read as NdisParameterString.
-    Enum,
-    /// An Ndi `dword`: read as NdisParameterInteger (NDIS converts the REG_SZ text).
-    Dword,
-}
-
 /// Where the values come from: the registry in the driver, a table in tests.
 pub trait Source {
-    /// Calls `f` with the value of `key` read as `declared`, or `None` if it is absent.
-    fn with_value(
-        &mut self,
-        key: &'static str,
-        declared: Declared,
-        f: &mut dyn FnMut(Option<Value<'_>>),
-    );
+    /// Calls `f` with the value of `key` read as its kind declares (driver.inx's type), or `None` if
+    /// it is absent.
+    fn with_value(&mut self, key: &'static Key, f: &mut dyn FnMut(Option<Value<'_>>));
 }
-
-/// Integer keys: (name, index into `LOGGED` bits, min, max).
-#[derive(Clone, Copy)]
-struct IntKey {
-    name: &'static str,
-    min: u32,
-    max: u32,
-}
-
-const KEY_MODE: &str = "Mode";
-const INT_KEYS: [IntKey; 8] = [
-    IntKey {
-        name: "ExerciseBytes",
-        min: 1,
-        max: 256,
-    },
-    IntKey {
-        name: "ExerciseBackfill",
-        min: 0,
-        max: 256,
-    },
-    IntKey {
-        name: "VlanId",
-        min: 0,
-        max: 4094,
-    },
-    IntKey {
-        name: "VlanPriority",
-        min: 0,
-        max: 7,
-    },
-    IntKey {
-        name: "VlanReceiveInline",
-        min: 0,
-        max: 1,
-    },
-    IntKey {
-        name: "PoolMagazineSize",
-        min: 4,
-        max: 256,
-    },
-    IntKey {
-        name: "PoolDepotLimit",
-        min: 0,
-        max: 4096,
-    },
-    IntKey {
-        name: "PoolTrimIntervalMs",
-        min: 100,
-        max: 60000,
-    },
-];
-
-/// Every key the filter reads, in the order of [`INT_KEYS`] after `Mode`.
-pub const KEYS: [&str; 9] = [
-    KEY_MODE,
-    INT_KEYS[0].name,
-    INT_KEYS[1].name,
-    INT_KEYS[2].name,
-    INT_KEYS[3].name,
-    INT_KEYS[4].name,
-    INT_KEYS[5].name,
-    INT_KEYS[6].name,
-    INT_KEYS[7].name,
-];
 
 /// Bit `i` set: key `KEYS[i]` has been logged as bad once already (per driver load).
 static LOGGED: AtomicU32 = AtomicU32::new(0);
@@ -167,7 +128,7 @@ fn note_bad(report: &mut ConfigReport, index: usize) {
         log!(
             DPFLTR_WARNING_LEVEL,
             "registry value {} is malformed or out of range; using the default",
-            KEYS[index]
+            KEYS[index].name
         );
     }
 }
@@ -211,69 +172,38 @@ fn parse_decimal(s: &[u16]) -> Option<u32> {
     (digits > 0).then_some(v)
 }
 
-/// Reads every key from `src`. Pure apart from the once-only log. Any IRQL the source allows.
-pub fn parse(src: &mut dyn Source) -> (Config, ConfigReport) {
-    let mut cfg = Config::default();
-    let mut report = ConfigReport::default();
-
-    // `Mode` is an Ndi enum: REG_SZ names, read as a string. Never as an integer: when NDIS honours
-    // the requested type it converts a REG_SZ like RtlUnicodeStringToInteger, and every name would be
-    // 0 (ndis-sim `config_reads`). An integer coming back anyway (a REG_DWORD someone wrote by hand) is
-    // not one of the INF's values and counts as bad.
-    src.with_value(KEY_MODE, Declared::Enum, &mut |v| match v {
-        None => {}
-        Some(Value::String(s)) => {
-            let s = without_nuls(s);
-            let mut ascii = [0u8; 16];
-            let ok = s.len() <= ascii.len()
-                && s.iter().zip(ascii.iter_mut()).all(|(&w, a)| {
-                    *a = w as u8;
-                    w < 0x80
-                });
-            match ok.then(|| Mode::parse(&ascii[..s.len()])).flatten() {
-                Some(m) => cfg.mode = m,
-                None => note_bad(&mut report, 0),
-            }
-        }
-        Some(Value::Integer(_)) | Some(Value::Other) => note_bad(&mut report, 0),
-    });
-
-    let mut ints = [0u32; INT_KEYS.len()];
-    let defaults = [
-        cfg.exercise_bytes,
-        cfg.exercise_backfill,
-        cfg.vlan_id as u32,
-        cfg.vlan_priority as u32,
-        cfg.vlan_receive_inline as u32,
-        cfg.pool_magazine_size,
-        cfg.pool_depot_limit,
-        cfg.pool_trim_interval_ms,
-    ];
-    for (i, key) in INT_KEYS.iter().enumerate() {
-        ints[i] = defaults[i];
+/// The value `v` of `key` as the driver holds it (an enum's index, a dword's value), before the range
+/// check; None when malformed.
+fn value_of(key: &Key, v: Value<'_>) -> Option<u32> {
+    match (key.kind, v) {
+        // An Ndi enum (`Mode`): REG_SZ names, read as a string. Never as an integer: when NDIS honours
+        // the requested type it converts a REG_SZ like RtlUnicodeStringToInteger, and every name would
+        // be 0 (ndis-sim `config_reads`). An integer coming back anyway (a REG_DWORD someone wrote by
+        // hand) is not one of the INF's values and counts as bad.
+        (Kind::Enum { .. }, Value::String(s)) => key.enum_index(without_nuls(s)),
+        (Kind::Enum { .. }, Value::Integer(_) | Value::Other) => None,
         // Ndi dwords: read as integers, which NDIS converts from the REG_SZ text the INF writes.
-        src.with_value(key.name, Declared::Dword, &mut |v| {
-            let n = match v {
-                None => return,
-                Some(Value::Integer(n)) => Some(n),
-                Some(Value::String(s)) => parse_decimal(s),
-                Some(Value::Other) => None,
-            };
-            match n {
-                Some(n) if (key.min..=key.max).contains(&n) => ints[i] = n,
-                _ => note_bad(&mut report, i + 1),
+        (Kind::Dword { .. }, Value::Integer(n)) => Some(n),
+        (Kind::Dword { .. }, Value::String(s)) => parse_decimal(s),
+        (Kind::Dword { .. }, Value::Other) => None,
+    }
+}
+
+/// Reads every key of [`KEYS`] from `src`. Pure apart from the once-only log. Any IRQL the source
+/// allows.
+pub fn parse(src: &mut dyn Source) -> (Config, ConfigReport) {
+    let mut values = DEFAULTS;
+    let mut report = ConfigReport::default();
+    for (i, key) in KEYS.iter().enumerate() {
+        src.with_value(key, &mut |v| {
+            let Some(v) = v else { return };
+            match value_of(key, v) {
+                Some(n) if key.accepts(n) => values[i] = n,
+                _ => note_bad(&mut report, i),
             }
         });
     }
-    cfg.exercise_bytes = ints[0];
-    cfg.exercise_backfill = ints[1];
-    cfg.vlan_id = ints[2] as u16;
-    cfg.vlan_priority = ints[3] as u8;
-    cfg.vlan_receive_inline = ints[4] != 0;
-    cfg.pool_magazine_size = ints[5];
-    cfg.pool_depot_limit = ints[6];
-    cfg.pool_trim_interval_ms = ints[7];
-    (cfg, report)
+    (Config::from_values(&values), report)
 }
 
 /// The registry of one filter module, through NDIS.
@@ -285,12 +215,8 @@ struct NdisSource {
 const MAX_KEY: usize = 32;
 
 impl Source for NdisSource {
-    fn with_value(
-        &mut self,
-        key: &'static str,
-        declared: Declared,
-        f: &mut dyn FnMut(Option<Value<'_>>),
-    ) {
+    fn with_value(&mut self, key: &'static Key, f: &mut dyn FnMut(Option<Value<'_>>)) {
+        let (key, kind) = (key.name, key.kind);
         let mut wide = [0u16; MAX_KEY];
         if key.len() > MAX_KEY {
             f(None);
@@ -307,9 +233,9 @@ impl Source for NdisSource {
         // One read, as the INF declares the key. Whatever type comes back is interpreted by its tag:
         // NDIS documents both that the result has the requested type and that the requested type is
         // ignored (ndis-sim `config_reads`).
-        let ty = match declared {
-            Declared::Enum => NdisParameterString,
-            Declared::Dword => NdisParameterInteger,
+        let ty = match kind {
+            Kind::Enum { .. } => NdisParameterString,
+            Kind::Dword { .. } => NdisParameterInteger,
         };
         let mut status = NDIS_STATUS_FAILURE;
         let mut param: *mut NDIS_CONFIGURATION_PARAMETER = core::ptr::null_mut();
@@ -399,13 +325,8 @@ mod tests {
     }
 
     impl Source for Table {
-        fn with_value(
-            &mut self,
-            key: &'static str,
-            _declared: Declared,
-            f: &mut dyn FnMut(Option<Value<'_>>),
-        ) {
-            match self.0.iter().find(|(k, _)| *k == key) {
+        fn with_value(&mut self, key: &'static Key, f: &mut dyn FnMut(Option<Value<'_>>)) {
+            match self.0.iter().find(|(k, _)| *k == key.name) {
                 None => f(None),
                 Some((_, TestValue::Int(n))) => f(Some(Value::Integer(*n))),
                 Some((_, TestValue::Str(s))) => {
@@ -421,17 +342,27 @@ mod tests {
     fn absent_keys_take_the_documented_defaults() {
         let (cfg, rep) = parse(&mut Table(Vec::new()));
         assert_eq!(cfg, Config::default());
-        assert_eq!(cfg.mode, Mode::Exercise);
-        assert_eq!((cfg.exercise_bytes, cfg.exercise_backfill), (14, 0));
+        assert_eq!(cfg.data_path.mode, Mode::Exercise);
         assert_eq!(
-            (cfg.vlan_id, cfg.vlan_priority, cfg.vlan_receive_inline),
+            (
+                cfg.data_path.exercise_bytes,
+                cfg.data_path.exercise_backfill
+            ),
+            (14, 0)
+        );
+        assert_eq!(
+            (
+                cfg.data_path.vlan_id,
+                cfg.data_path.vlan_priority,
+                cfg.data_path.vlan_receive_inline
+            ),
             (0, 0, false)
         );
         assert_eq!(
             (
-                cfg.pool_magazine_size,
-                cfg.pool_depot_limit,
-                cfg.pool_trim_interval_ms
+                cfg.pool.magazine_fill,
+                cfg.pool.depot_limit,
+                cfg.pool.trim_interval_ms
             ),
             (32, 64, 1000)
         );
@@ -453,21 +384,21 @@ mod tests {
             ("PoolTrimIntervalMs", Int(60000)),
         ]));
         assert_eq!(rep.bad_values, 0);
-        assert_eq!(cfg.mode, Mode::Vlan);
-        assert_eq!(cfg.exercise_bytes, 256);
-        assert_eq!(cfg.exercise_backfill, 256);
-        assert_eq!(cfg.vlan_id, 4094);
-        assert_eq!(cfg.vlan_priority, 7);
-        assert!(cfg.vlan_receive_inline);
-        assert_eq!(cfg.pool_magazine_size, 4);
-        assert_eq!(cfg.pool_depot_limit, 0);
-        assert_eq!(cfg.pool_trim_interval_ms, 60000);
+        assert_eq!(cfg.data_path.mode, Mode::Vlan);
+        assert_eq!(cfg.data_path.exercise_bytes, 256);
+        assert_eq!(cfg.data_path.exercise_backfill, 256);
+        assert_eq!(cfg.data_path.vlan_id, 4094);
+        assert_eq!(cfg.data_path.vlan_priority, 7);
+        assert!(cfg.data_path.vlan_receive_inline);
+        assert_eq!(cfg.pool.magazine_fill, 4);
+        assert_eq!(cfg.pool.depot_limit, 0);
+        assert_eq!(cfg.pool.trim_interval_ms, 60000);
         // A NUL-terminated name (NDIS counting the terminator) is the same name.
         let (cfg, rep) = parse(&mut Table(std::vec![("Mode", Str("passthrough\0"))]));
-        assert_eq!((cfg.mode, rep.bad_values), (Mode::Passthrough, 0));
+        assert_eq!((cfg.data_path.mode, rep.bad_values), (Mode::Passthrough, 0));
         // Mode is an enum of names: an integer is not one of them.
         let (cfg, rep) = parse(&mut Table(std::vec![("Mode", Int(2))]));
-        assert_eq!((cfg.mode, rep.bad_values), (Mode::Exercise, 1));
+        assert_eq!((cfg.data_path.mode, rep.bad_values), (Mode::Exercise, 1));
     }
 
     #[test]

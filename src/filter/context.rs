@@ -23,11 +23,12 @@
 //! `Ieee8021QNetBufferListInfo` when a transform cleared it, and the offload infos the vlan transform
 //! moved.
 //!
-//! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb.rs/transform/).
+//! Owns: the context layout, its allocation and free. Must not: retreat or restore (nb/, transform/).
 //! IRQL: <= DISPATCH_LEVEL everywhere.
 
 use crate::names::tags::NBL_CONTEXT as NBL_CONTEXT_TAG;
 use crate::nb::RetreatRecord;
+use crate::ndis::NetBuffers;
 use ndis_sys::*;
 
 /// `"MdlC"`: a context block written by this filter.
@@ -91,15 +92,8 @@ pub const fn context_size(nb_count: usize) -> Option<u16> {
 /// # Safety
 /// `nbl` must be a valid NBL.
 pub unsafe fn nb_count(nbl: *const NET_BUFFER_LIST) -> usize {
-    let mut n = 0;
-    // SAFETY: valid NBL and NB list (caller contract).
-    let mut nb = unsafe { (*nbl).FirstNetBuffer };
-    while !nb.is_null() {
-        n += 1;
-        // SAFETY: as above.
-        nb = unsafe { (*nb).Next };
-    }
-    n
+    // SAFETY: valid NBL (caller contract); the walk only reads its NBs' `Next`.
+    unsafe { NetBuffers::of(nbl) }.count()
 }
 
 /// The filter's context on one NBL: the header and the records, in the NBL's context area.

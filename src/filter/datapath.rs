@@ -1,16 +1,20 @@
 //! The per-NBL transform and restore shared by the send and receive paths: allocate the context,
 //! capture a record per NB, run the module's transform on each NB, roll the whole NBL back if any NB
-//! fails; and the exact restore at completion/return (DESIGN §5).
+//! fails; and the exact restore at completion/return (DESIGN §5), with the one restore loop over a
+//! chain ([`restore_chain`], [`restore_and_hand_on`]) that send-complete, return and the synchronous
+//! receive runs share.
 //!
-//! Owns: NBL-level transform policy (which tag, which NBLs are left alone, OOB info clear/restore).
-//! Must not: forward, complete, indicate or return NBLs (send.rs / receive.rs), or touch the module's
-//! references. IRQL: <= DISPATCH_LEVEL everywhere; no allocation except the pool (through the
+//! Owns: NBL-level transform policy (which tag, which NBLs are left alone, OOB info clear/restore) and
+//! which handler pair restores an NBL. Must not: choose where NBLs go (send.rs / receive.rs decide, and
+//! hand [`restore_and_hand_on`] the NDIS call that passes them on), or take module references (it only
+//! drops, after the hand-on, those our restored NBLs held). IRQL: <= DISPATCH_LEVEL everywhere; no allocation except the pool (through the
 //! retreat) and NDIS's NBL context.
 
 use super::context::{flags, NblContext};
-use super::module::{DataPathConfig, POOL_HANDLERS};
-use super::stats::Tally;
+use super::module::{handler_pair, DataPathConfig, FilterModule};
+use super::stats::{Direction, Tally};
 use crate::nb::{self, MdlHandlers, Restore};
+use crate::ndis::{NblChain, NetBuffer, NetBuffers};
 use crate::transform::offload::{self, Plan};
 use crate::transform::{exercise, vlan, vlan::VlanTag, Mode, TransformError};
 use core::sync::atomic::{AtomicU8, Ordering};
@@ -47,19 +51,13 @@ fn offload_infos(nbl: *const NET_BUFFER_LIST) -> [usize; 3] {
 /// The longest NB of an NBL. IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
-/// `nbl` must be a valid NBL.
+/// `nbl` must be a valid NBL the caller owns.
 unsafe fn longest_nb(nbl: *const NET_BUFFER_LIST) -> u32 {
-    let mut longest = 0;
-    // SAFETY: valid NBL and NB list (caller contract).
-    let mut nb = unsafe { (*nbl).FirstNetBuffer };
-    while !nb.is_null() {
-        // SAFETY: as above.
-        unsafe {
-            longest = longest.max((*nb).DataLength());
-            nb = (*nb).Next;
-        }
-    }
-    longest
+    // SAFETY: valid, owned NBL (caller contract).
+    unsafe { NetBuffers::of(nbl) }
+        .map(NetBuffer::data_length)
+        .max()
+        .unwrap_or(0)
 }
 
 fn ieee8021q(nbl: *const NET_BUFFER_LIST) -> NDIS_NET_BUFFER_LIST_8021Q_INFO {
@@ -85,7 +83,7 @@ pub unsafe fn transform_nbl(
         0
     };
     let mut oob_only = false;
-    let (tag, kind) = match cfg.mode {
+    let (tag, kind) = match cfg.settings.mode {
         Mode::Passthrough => {
             tally.passthrough_nbls += 1;
             return Outcome::Untouched;
@@ -94,10 +92,10 @@ pub unsafe fn transform_nbl(
         Mode::Vlan => {
             let from_oob = VlanTag::from_info(ieee8021q(nbl));
             let tag = match path {
-                Path::Send => {
-                    from_oob.or_else(|| VlanTag::configured(cfg.vlan_id, cfg.vlan_priority))
-                }
-                Path::Receive if cfg.vlan_receive_inline => from_oob,
+                Path::Send => from_oob.or_else(|| {
+                    VlanTag::configured(cfg.settings.vlan_id, cfg.settings.vlan_priority)
+                }),
+                Path::Receive if cfg.settings.vlan_receive_inline => from_oob,
                 Path::Receive => None,
             };
             let read_only = match path {
@@ -139,17 +137,15 @@ pub unsafe fn transform_nbl(
             return Outcome::Failed;
         }
     };
-    // SAFETY: valid NBL.
-    let mut nbp = unsafe { (*nbl).FirstNetBuffer };
     let mut i = 0usize;
     let mut inserted = 0u32;
     let mut written = 0u64;
     let mut failure: Option<TransformError> = None;
-    while !nbp.is_null() {
-        // SAFETY: valid NB of the NBL.
-        let next = unsafe { (*nbp).Next };
+    // SAFETY: valid, owned NBL (caller contract): its NBs are NetBuffers.
+    for nbh in unsafe { NetBuffers::of(nbl) } {
+        let nbp = nbh.as_ptr();
         let Some(rec) = ctx.record(i) else { break };
-        // SAFETY: valid NB.
+        // SAFETY: a NetBuffer (valid, owned).
         *rec = unsafe { nb::RetreatRecord::capture(nbp) };
         let r = match tag {
             // The NIC inserts the tag: the record only lets the restore check the NB.
@@ -159,8 +155,8 @@ pub unsafe fn transform_nbl(
                 exercise::apply(
                     nbp,
                     rec,
-                    cfg.exercise_bytes,
-                    cfg.exercise_backfill,
+                    cfg.settings.exercise_bytes,
+                    cfg.settings.exercise_backfill,
                     handlers,
                 )
             }
@@ -189,7 +185,6 @@ pub unsafe fn transform_nbl(
             break;
         }
         i += 1;
-        nbp = next;
     }
     if let Some(e) = failure {
         match e {
@@ -318,28 +313,18 @@ fn note_broken_neighbour(recovered: bool) {
 /// `ctx` is the filter's context on `nbl`, the caller owns `nbl`, and record `k < n` describes NB `k`.
 unsafe fn undo_nbs(nbl: *mut NET_BUFFER_LIST, ctx: &mut NblContext, n: usize, tally: &mut Tally) {
     let vlan = ctx.header().flags & flags::VLAN != 0;
-    let handlers = if ctx.header().flags & NDIS_DEFAULT_HANDLERS != 0 {
-        MdlHandlers::NDIS_DEFAULT
-    } else {
-        POOL_HANDLERS
-    };
+    let handlers = handler_pair(ctx.header().flags & NDIS_DEFAULT_HANDLERS != 0);
     // The NB list is singly linked; walk it once per NB from the end (NBLs with several NBs are rare
     // and short), so each NB is restored after every NB behind it.
     for k in (0..n).rev() {
-        // SAFETY: valid NBL.
-        let mut nbp = unsafe { (*nbl).FirstNetBuffer };
-        for _ in 0..k {
-            if nbp.is_null() {
-                break;
-            }
-            // SAFETY: valid NB list.
-            nbp = unsafe { (*nbp).Next };
-        }
+        // SAFETY: valid, owned NBL (caller contract).
+        let nbh = unsafe { NetBuffers::of(nbl) }.nth(k);
         let Some(rec) = ctx.record(k) else { continue };
-        if nbp.is_null() {
+        let Some(nbh) = nbh else {
             tally.restores_inconsistent += 1;
             continue;
-        }
+        };
+        let nbp = nbh.as_ptr();
         let inserted = if vlan {
             vlan::Inserted::of(rec)
         } else {
@@ -423,48 +408,40 @@ pub unsafe fn restore_nbl(nbl: *mut NET_BUFFER_LIST, tally: &mut Tally) -> bool 
     true
 }
 
-/// A NULL-terminated NBL list built in order without allocation. Any IRQL.
-pub struct NblList {
-    pub head: *mut NET_BUFFER_LIST,
-    tail: *mut NET_BUFFER_LIST,
-    pub count: u32,
+/// Restores every NBL of the chain `nbls` that carries this filter's context ([`restore_nbl`]) and
+/// returns how many did: the one restore loop of send-complete, return, and the receive path's
+/// synchronous (NDIS_RECEIVE_FLAGS_RESOURCES) indications. The chain's links are left as they are.
+/// IRQL <= DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbls` must be NULL or a chain of valid NBLs the caller owns (completed or returned to it).
+#[inline]
+pub unsafe fn restore_chain(nbls: *mut NET_BUFFER_LIST, tally: &mut Tally) -> i64 {
+    // SAFETY: an owned chain (caller contract); restore_nbl changes no NBL's `Next`.
+    unsafe { NblChain::new(nbls) }
+        // SAFETY: each NBL of the owned chain.
+        .map(|nbl| unsafe { restore_nbl(nbl, tally) } as i64)
+        .sum()
 }
 
-impl NblList {
-    pub const fn new() -> Self {
-        Self {
-            head: core::ptr::null_mut(),
-            tail: core::ptr::null_mut(),
-            count: 0,
-        }
-    }
-
-    /// Appends `nbl` (its `Next` is set to NULL). Any IRQL.
-    ///
-    /// # Safety
-    /// `nbl` must be a valid NBL owned by the caller and not in another list.
-    pub unsafe fn push(&mut self, nbl: *mut NET_BUFFER_LIST) {
-        // SAFETY: valid, owned NBL; `tail` is the last NBL of this list, also owned.
-        unsafe {
-            (*nbl).Next = core::ptr::null_mut();
-            if self.tail.is_null() {
-                self.head = nbl;
-            } else {
-                (*self.tail).Next = nbl;
-            }
-        }
-        self.tail = nbl;
-        self.count += 1;
-    }
-
-    /// Whether the list is empty. Any IRQL.
-    pub fn is_empty(&self) -> bool {
-        self.head.is_null()
-    }
-}
-
-impl Default for NblList {
-    fn default() -> Self {
-        Self::new()
-    }
+/// Send-complete and return: restores the NBLs of ours in `nbls`, commits the tally for `direction`,
+/// hands the chain on with `hand_on`, and then drops the references our NBLs held. IRQL <=
+/// DISPATCH_LEVEL.
+///
+/// # Safety
+/// `nbls` must be a chain NDIS completed or returned to `module`'s handler, and `hand_on` must pass
+/// it on (ownership leaves with it).
+#[inline]
+pub unsafe fn restore_and_hand_on(
+    module: &FilterModule,
+    nbls: *mut NET_BUFFER_LIST,
+    direction: Direction,
+    hand_on: impl FnOnce(NDIS_HANDLE, *mut NET_BUFFER_LIST),
+) {
+    let mut tally = Tally::default();
+    // SAFETY: the chain is ours until handed on (caller contract).
+    let ours = unsafe { restore_chain(nbls, &mut tally) };
+    tally.commit(&module.stats, direction);
+    hand_on(module.ndis_filter_handle, nbls);
+    module.release_from_data_path(ours);
 }

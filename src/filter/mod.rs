@@ -16,8 +16,8 @@ pub mod stats;
 mod status;
 
 pub use config::{
-    parse as parse_config, Config, ConfigReport, Source as ConfigSource, Value as ConfigValue,
-    KEYS as CONFIG_KEYS,
+    parse as parse_config, Config, ConfigReport, DataPathSettings, Source as ConfigSource,
+    Value as ConfigValue, KEYS as CONFIG_KEYS,
 };
 pub use module::{
     for_each_module, stats_totals, use_ndis_default_allocator, FilterModule, ModuleState,
@@ -29,10 +29,10 @@ pub use stats::{FilterStats, FilterStatsSnapshot};
 /// interface.
 #[doc(hidden)]
 pub mod bench {
+    use super::config::DataPathSettings;
     use super::datapath::{restore_nbl, transform_nbl, Outcome, Path};
-    use super::module::{DataPathConfig, POOL_HANDLERS};
+    use super::module::{handler_pair, DataPathConfig};
     use super::stats::Tally;
-    use crate::nb::MdlHandlers;
     use crate::transform::Mode;
     use ndis_sys::NET_BUFFER_LIST;
 
@@ -50,19 +50,17 @@ pub mod bench {
         ndis_default: bool,
     ) -> bool {
         let cfg = DataPathConfig {
-            mode: Mode::Exercise,
-            exercise_bytes: bytes,
-            exercise_backfill: backfill,
-            vlan_id: 0,
-            vlan_priority: 0,
-            vlan_receive_inline: false,
+            settings: DataPathSettings {
+                mode: Mode::Exercise,
+                exercise_bytes: bytes,
+                exercise_backfill: backfill,
+                vlan_id: 0,
+                vlan_priority: 0,
+                vlan_receive_inline: false,
+            },
             nic: crate::transform::offload::NicCaps::default(),
         };
-        let handlers = if ndis_default {
-            MdlHandlers::NDIS_DEFAULT
-        } else {
-            POOL_HANDLERS
-        };
+        let handlers = handler_pair(ndis_default);
         let mut tally = Tally::default();
         // SAFETY: the caller's NBL.
         let ok = unsafe { transform_nbl(nbl, &cfg, Path::Send, handlers, &mut tally) }

@@ -12,18 +12,28 @@
 //! that raced with FilterPause either sees Pausing (and backs out) or holds the pause open until it is
 //! done; so when the pause completes, no pool block and no NBL context of ours is outstanding.
 //!
-//! Owns: the module context (allocation, the module list used by statistics and tests, detach),
-//! attach/restart/pause/detach. Must not: touch NBLs (send.rs / receive.rs) or the pool's internals.
+//! Owns: the module context (allocation, the module list used by statistics and tests, detach), the
+//! publication of the data-path settings from attach/restart to every CPU's data path
+//! ([`AtomicConfig`], read as [`DataPathConfig`]), the one statement of why NDIS's module context may
+//! be used as `&FilterModule`
+//! ([`FilterModule::from_ctx`]), the one choice of MDL handler pair ([`handler_pair`]),
+//! attach/restart/pause/detach. Must not: touch NBLs (send.rs / receive.rs) or the pool's internals
+//! (a module's pool keys go to `pool_service::apply_module_limits`).
+//!
+//! IRQL: the lifecycle handlers at PASSIVE_LEVEL; the references and the module list at IRQL <=
+//! DISPATCH_LEVEL (the list's lock is the driver's `SpinLock`, held at DISPATCH_LEVEL); each other
+//! routine's at its definition.
 
 #![allow(non_snake_case)] // handlers keep their NDIS names (FilterAttach, ...)
 
-use super::config::{self, Config};
+use super::config::{self, DataPathSettings};
 use super::stats::{FilterStats, FilterStatsSnapshot};
 use crate::names::tags::MODULE as MODULE_TAG;
 use crate::nb::MdlHandlers;
+use crate::sync::{SpinLock, SpinLockGuard};
 use crate::transform::offload::{self, AtomicNicCaps, NicCaps};
 use crate::transform::Mode;
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering};
 use ndis_sys::*;
 
 /// Module states (ndis-contract.md §3.2).
@@ -40,7 +50,8 @@ pub enum ModuleState {
 /// `"MdlPFlt1"`: marks a live module context (for the debugger scripts).
 pub const MODULE_MAGIC: u64 = u64::from_le_bytes(*b"MdlPFlt1");
 
-/// The data-path configuration, readable from any CPU while the module runs.
+/// The data-path settings, published by attach/restart (`store`) while any CPU's data path reads
+/// them (`load`): one atomic word per field group, so a reader sees each group whole.
 #[derive(Default)]
 pub struct AtomicConfig {
     mode: AtomicU32,
@@ -49,21 +60,17 @@ pub struct AtomicConfig {
     vlan: AtomicU32,
 }
 
-/// The per-callback view of the configuration.
+/// The per-callback view of the configuration: the module's data-path settings and the NIC's
+/// capabilities.
 #[derive(Clone, Copy, Debug)]
 pub struct DataPathConfig {
-    pub mode: Mode,
-    pub exercise_bytes: u32,
-    pub exercise_backfill: u32,
-    pub vlan_id: u16,
-    pub vlan_priority: u8,
-    pub vlan_receive_inline: bool,
+    pub settings: DataPathSettings,
     /// The NIC's offload capabilities and MTU (vlan mode's offload / frame-size decisions).
     pub nic: NicCaps,
 }
 
 impl AtomicConfig {
-    fn store(&self, c: &Config) {
+    fn store(&self, c: &DataPathSettings) {
         self.mode.store(c.mode as u32, Ordering::Relaxed);
         self.exercise_bytes
             .store(c.exercise_bytes, Ordering::Relaxed);
@@ -76,16 +83,15 @@ impl AtomicConfig {
     }
 
     /// Any IRQL.
-    pub fn load(&self) -> DataPathConfig {
+    pub fn load(&self) -> DataPathSettings {
         let vlan = self.vlan.load(Ordering::Relaxed);
-        DataPathConfig {
+        DataPathSettings {
             mode: Mode::from_u32(self.mode.load(Ordering::Relaxed)).unwrap_or(Mode::Passthrough),
             exercise_bytes: self.exercise_bytes.load(Ordering::Relaxed),
             exercise_backfill: self.exercise_backfill.load(Ordering::Relaxed),
             vlan_id: (vlan & 0xFFFF) as u16,
             vlan_priority: ((vlan >> 16) & 0xFF) as u8,
             vlan_receive_inline: (vlan >> 24) & 1 != 0,
-            nic: NicCaps::default(),
         }
     }
 }
@@ -99,7 +105,8 @@ pub struct FilterModule {
     pause_pending: AtomicBool,
     outstanding: AtomicI64,
     pub config: AtomicConfig,
-    /// The last configuration read (including the pool keys), for reports.
+    /// The PoolTrimIntervalMs this module last read, as read (the pool's own `limits()` holds the
+    /// interval in force, clamped), for reports.
     pub pool_trim_interval_ms: AtomicU32,
     /// The clone of the OID request in flight (NDIS serialises OIDs per module), or NULL.
     pub(crate) pending_oid: AtomicPtr<NDIS_OID_REQUEST>,
@@ -113,6 +120,45 @@ pub struct FilterModule {
 }
 
 impl FilterModule {
+    /// A module of `ndis_filter_handle` in `state`: nothing outstanding, no pause pending, no OID in
+    /// flight, the default configuration and NIC capabilities, zero statistics. Any IRQL.
+    #[inline(always)]
+    fn new(ndis_filter_handle: NDIS_HANDLE, state: ModuleState) -> Self {
+        FilterModule {
+            magic: MODULE_MAGIC,
+            ndis_filter_handle,
+            state: AtomicU32::new(state as u32),
+            pause_pending: AtomicBool::new(false),
+            outstanding: AtomicI64::new(0),
+            config: AtomicConfig::default(),
+            pool_trim_interval_ms: AtomicU32::new(0),
+            pending_oid: AtomicPtr::new(core::ptr::null_mut()),
+            pending_oid_id: AtomicPtr::new(core::ptr::null_mut()),
+            oid_in_flight: AtomicBool::new(false),
+            stats: FilterStats::new_const(),
+            nic: AtomicNicCaps::default(),
+        }
+    }
+
+    /// The module behind the `FilterModuleContext` NDIS passes to this filter's handlers. Any IRQL.
+    ///
+    /// **Why a shared reference is sound** (the one statement of this invariant): FilterAttach gives
+    /// NDIS (NdisFSetAttributes) a pointer to a `FilterModule` it allocated and initialised; NDIS
+    /// passes exactly that pointer to every Filter* handler of the module, and only between
+    /// FilterAttach's success and FilterDetach's return; FilterDetach frees it only after the module
+    /// is Paused, when no send/receive/OID/status callback of it is running or can start. Every field
+    /// written after attach is atomic or interior-mutable, so `&FilterModule` for the length of one
+    /// handler call is valid.
+    ///
+    /// # Safety
+    /// `ctx` must be the module context NDIS passed to the running Filter* handler (not
+    /// FilterDetach's, which owns and frees it), and the reference not kept past that handler.
+    #[inline]
+    pub unsafe fn from_ctx<'a>(ctx: NDIS_HANDLE) -> &'a FilterModule {
+        // SAFETY: the invariant above: a live, initialised module for the handler's duration.
+        unsafe { &*(ctx as *const FilterModule) }
+    }
+
     /// Current state. Any IRQL.
     pub fn state(&self) -> u32 {
         self.state.load(Ordering::SeqCst)
@@ -125,8 +171,8 @@ impl FilterModule {
     /// The data-path configuration with the NIC's capabilities. Any IRQL.
     pub fn data_path_config(&self) -> DataPathConfig {
         DataPathConfig {
+            settings: self.config.load(),
             nic: self.nic.load(),
-            ..self.config.load()
         }
     }
 
@@ -196,13 +242,20 @@ pub const POOL_HANDLERS: MdlHandlers = MdlHandlers {
     free: Some(crate::mdl_handlers::NetFreeMdl),
 };
 
-/// The pair new retreats use. Any IRQL.
-pub fn current_handlers() -> MdlHandlers {
-    if USE_NDIS_DEFAULT_ALLOCATOR.load(Ordering::Relaxed) {
+/// The one place the handler pair is chosen: NDIS's default allocator (NULL handlers, the
+/// benchmark's baseline) when `ndis_default`, the pool's pair otherwise. Any IRQL.
+#[inline]
+pub fn handler_pair(ndis_default: bool) -> MdlHandlers {
+    if ndis_default {
         MdlHandlers::NDIS_DEFAULT
     } else {
         POOL_HANDLERS
     }
+}
+
+/// The pair new retreats use. Any IRQL.
+pub fn current_handlers() -> MdlHandlers {
+    handler_pair(USE_NDIS_DEFAULT_ALLOCATOR.load(Ordering::Relaxed))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,32 +264,16 @@ pub fn current_handlers() -> MdlHandlers {
 /// Most modules tracked for statistics at once (more still work; they are just not listed).
 pub const MAX_LISTED_MODULES: usize = 64;
 /// The module list: a slot holds a live module (attach inserts, detach clears under the list lock);
-/// the debugger-visible statistics root (`src/stats.rs`) points at it.
+/// the debugger-visible statistics root (`src/stats/mod.rs`) points at it.
 pub static MODULES: [AtomicPtr<FilterModule>; MAX_LISTED_MODULES] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_LISTED_MODULES];
-/// Spin lock word serialising list changes against readers.
-static MODULES_LOCK: AtomicUsize = AtomicUsize::new(0);
+/// Serialises list changes against readers (the driver's one spin lock type, `src/sync.rs`).
+static MODULES_LOCK: SpinLock<()> = SpinLock::new(());
 /// Counters of modules that have detached (so totals survive detach).
 pub static DETACHED_TOTALS: FilterStats = FilterStats::new_const();
 
-struct ListGuard(KIRQL);
-
-fn lock_list() -> ListGuard {
-    let old = KeRaiseIrqlToDpcLevel();
-    while MODULES_LOCK
-        .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        core::hint::spin_loop();
-    }
-    ListGuard(old)
-}
-
-impl Drop for ListGuard {
-    fn drop(&mut self) {
-        MODULES_LOCK.store(0, Ordering::Release);
-        KeLowerIrql(self.0);
-    }
+fn lock_list() -> SpinLockGuard<'static, ()> {
+    MODULES_LOCK.lock()
 }
 
 fn list_insert(m: *mut FilterModule) {
@@ -286,12 +323,12 @@ pub fn stats_totals() -> FilterStatsSnapshot {
 fn apply_config(module: &FilterModule, handle: NDIS_HANDLE) {
     // SAFETY: PASSIVE_LEVEL (attach/restart), the module's own NdisFilterHandle.
     let (cfg, report) = unsafe { config::read(handle) };
-    module.config.store(&cfg);
+    module.config.store(&cfg.data_path);
     module
         .pool_trim_interval_ms
-        .store(cfg.pool_trim_interval_ms, Ordering::Relaxed);
+        .store(cfg.pool.trim_interval_ms, Ordering::Relaxed);
     // The pool is driver-wide: this module's pool keys apply now (the last attach/restart wins).
-    let _ = crate::driver::apply_pool_config(handle, &cfg);
+    let _ = crate::pool_service::apply_module_limits(handle, cfg.pool);
     if report.bad_values != 0 {
         module
             .stats
@@ -338,20 +375,10 @@ pub unsafe extern "system" fn FilterAttach(
     }
     // SAFETY: `module` is a fresh, suitably aligned (16-byte pool alignment) block of the right size.
     unsafe {
-        module.write(FilterModule {
-            magic: MODULE_MAGIC,
+        module.write(FilterModule::new(
             ndis_filter_handle,
-            state: AtomicU32::new(ModuleState::Attaching as u32),
-            pause_pending: AtomicBool::new(false),
-            outstanding: AtomicI64::new(0),
-            config: AtomicConfig::default(),
-            pool_trim_interval_ms: AtomicU32::new(0),
-            pending_oid: AtomicPtr::new(core::ptr::null_mut()),
-            pending_oid_id: AtomicPtr::new(core::ptr::null_mut()),
-            oid_in_flight: AtomicBool::new(false),
-            stats: FilterStats::new_const(),
-            nic: AtomicNicCaps::default(),
-        });
+            ModuleState::Attaching,
+        ));
     }
     if !params.is_null() {
         // SAFETY: NDIS passes valid attach parameters; DefaultOffloadConfiguration is NULL or an
@@ -413,8 +440,8 @@ pub unsafe extern "system" fn FilterRestart(
     ctx: NDIS_HANDLE,
     params: *mut NDIS_FILTER_RESTART_PARAMETERS,
 ) -> NDIS_STATUS {
-    // SAFETY: NDIS passes the live context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to FilterRestart/FilterPause (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     module.set_state(ModuleState::Restarting);
     // SAFETY: NDIS passes valid restart parameters whose attributes list is valid during the call.
     let general = (!params.is_null())
@@ -442,8 +469,8 @@ pub unsafe extern "system" fn FilterPause(
     ctx: NDIS_HANDLE,
     _params: *mut NDIS_FILTER_PAUSE_PARAMETERS,
 ) -> NDIS_STATUS {
-    // SAFETY: NDIS passes the live context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to FilterRestart/FilterPause (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     module.set_state(ModuleState::Pausing);
     module.pause_pending.store(true, Ordering::SeqCst);
     module.stats.pauses_pended.fetch_add(1, Ordering::Relaxed);
@@ -461,20 +488,7 @@ mod tests {
     use super::*;
 
     fn module() -> FilterModule {
-        FilterModule {
-            magic: MODULE_MAGIC,
-            ndis_filter_handle: core::ptr::null_mut(),
-            state: AtomicU32::new(ModuleState::Paused as u32),
-            pause_pending: AtomicBool::new(false),
-            outstanding: AtomicI64::new(0),
-            config: AtomicConfig::default(),
-            pool_trim_interval_ms: AtomicU32::new(0),
-            pending_oid: AtomicPtr::new(core::ptr::null_mut()),
-            pending_oid_id: AtomicPtr::new(core::ptr::null_mut()),
-            oid_in_flight: AtomicBool::new(false),
-            stats: FilterStats::new_const(),
-            nic: AtomicNicCaps::default(),
-        }
+        FilterModule::new(core::ptr::null_mut(), ModuleState::Paused)
     }
 
     /// What FilterPause does, without NDIS: returns true when the pause completes synchronously.

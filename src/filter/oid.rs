@@ -21,8 +21,8 @@ pub unsafe extern "system" fn FilterOidRequest(
     ctx: NDIS_HANDLE,
     request: *mut NDIS_OID_REQUEST,
 ) -> NDIS_STATUS {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     let handle = module.ndis_filter_handle;
     let mut clone: *mut NDIS_OID_REQUEST = core::ptr::null_mut();
     // SAFETY: a valid request from NDIS; `clone` receives the new request or NULL.
@@ -69,8 +69,8 @@ pub unsafe extern "system" fn FilterOidRequestComplete(
     clone: *mut NDIS_OID_REQUEST,
     status: NDIS_STATUS,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     let handle = module.ndis_filter_handle;
     // SAFETY: a clone we made; SourceReserved[0] holds the original.
     let original = unsafe { (*clone).SourceReserved[0] } as *mut NDIS_OID_REQUEST;
@@ -119,8 +119,8 @@ pub unsafe extern "system" fn FilterOidRequestComplete(
 /// # Safety
 /// Called by NDIS with a live module context.
 pub unsafe extern "system" fn FilterCancelOidRequest(ctx: NDIS_HANDLE, request_id: PVOID) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     if module.oid_in_flight.load(Ordering::Acquire)
         && module.pending_oid_id.load(Ordering::Acquire) == request_id
     {

@@ -12,13 +12,16 @@
 //! IRQL. While the module is Pausing or Paused nothing is passed up: receives are returned at once, or
 //! (with NDIS_RECEIVE_FLAGS_RESOURCES) dropped.
 //!
-//! Owns: the receive-side list handling. Must not: retreat/restore directly (datapath.rs does).
+//! Owns: the receive-side list handling (chains walked with `ndis::NblChain`, sorted into
+//! `ndis::NblQueue`s). Must not: retreat/restore directly (datapath.rs does). IRQL: each handler's at
+//! its definition (<= DISPATCH_LEVEL).
 
 #![allow(non_snake_case)]
 
-use super::datapath::{restore_nbl, transform_nbl, NblList, Outcome, Path};
+use super::datapath::{restore_and_hand_on, restore_chain, transform_nbl, Outcome, Path};
 use super::module::{FilterModule, ModuleState};
 use super::stats::{Direction, Tally};
+use crate::ndis::{NblChain, NblQueue};
 use crate::transform::Mode;
 use core::sync::atomic::Ordering;
 use ndis_sys::*;
@@ -34,8 +37,8 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
     count: u32,
     receive_flags: u32,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     let handle = module.ndis_filter_handle;
     module.acquire(1);
     let state = module.state();
@@ -58,14 +61,14 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
     let cfg = module.data_path_config();
     // Re-inserting stripped tags inline makes the chain's EtherTypes and VLANs differ from what the
     // miniport's SINGLE_ETHER_TYPE / SINGLE_VLAN hints promised; clear those hints when that can happen.
-    let receive_flags = if cfg.mode == Mode::Vlan && cfg.vlan_receive_inline {
+    let receive_flags = if cfg.settings.mode == Mode::Vlan && cfg.settings.vlan_receive_inline {
         receive_flags & !(NDIS_RECEIVE_FLAGS_SINGLE_ETHER_TYPE | NDIS_RECEIVE_FLAGS_SINGLE_VLAN)
     } else {
         receive_flags
     };
-    let transforms = match cfg.mode {
+    let transforms = match cfg.settings.mode {
         Mode::Exercise => true,
-        Mode::Vlan => cfg.vlan_receive_inline,
+        Mode::Vlan => cfg.settings.vlan_receive_inline,
         Mode::Passthrough => false,
     };
     if !module.is_running() || !transforms {
@@ -86,13 +89,11 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
         } else {
             0
         };
-        let mut keep = NblList::new();
-        let mut drop = NblList::new();
+        let mut keep = NblQueue::new();
+        let mut drop = NblQueue::new();
         let mut ours = 0i64;
-        let mut p = nbls;
-        while !p.is_null() {
-            // SAFETY: the chain is ours until indicated or returned.
-            let next = unsafe { (*p).Next };
+        // SAFETY: the chain is ours until indicated or returned.
+        for p in unsafe { NblChain::new(nbls) } {
             // SAFETY: a valid NBL we own, with the miniport's mapped MDLs.
             match unsafe { transform_nbl(p, &cfg, Path::Receive, handlers, &mut tally) } {
                 Outcome::Transformed => {
@@ -105,22 +106,21 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
                 // SAFETY: as above; rolled back.
                 Outcome::Failed => unsafe { drop.push(p) },
             }
-            p = next;
         }
         tally.commit(&module.stats, Direction::Receive);
         module.acquire(ours);
         if !drop.is_empty() {
             // SAFETY: returning NBLs the miniport indicated, rolled back, with the derived flag.
-            unsafe { NdisFReturnNetBufferLists(handle, drop.head, return_flags) };
+            unsafe { NdisFReturnNetBufferLists(handle, drop.head(), return_flags) };
         }
         if !keep.is_empty() {
             // SAFETY: indicating NBLs we own with their count and the caller's flags.
             unsafe {
                 NdisFIndicateReceiveNetBufferLists(
                     handle,
-                    keep.head,
+                    keep.head(),
                     port,
-                    keep.count,
+                    keep.count(),
                     receive_flags,
                 )
             };
@@ -133,17 +133,14 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
     let mut run_head: *mut NET_BUFFER_LIST = core::ptr::null_mut();
     let mut run_tail: *mut NET_BUFFER_LIST = core::ptr::null_mut();
     let mut run_len = 0u32;
-    let mut p = nbls;
+    // SAFETY: the chain is ours for the duration of the callback.
+    let mut chain = unsafe { NblChain::new(nbls) };
     loop {
-        let (next, failed) = if p.is_null() {
-            (core::ptr::null_mut(), true)
-        } else {
-            // SAFETY: the chain is ours for the duration of the callback.
-            let next = unsafe { (*p).Next };
-            // SAFETY: a valid NBL we own for the callback.
-            let o = unsafe { transform_nbl(p, &cfg, Path::Receive, handlers, &mut tally) };
-            (next, o == Outcome::Failed)
-        };
+        let p = chain.next().unwrap_or(core::ptr::null_mut());
+        // SAFETY: a valid NBL we own for the callback.
+        let failed = p.is_null()
+            || unsafe { transform_nbl(p, &cfg, Path::Receive, handlers, &mut tally) }
+                == Outcome::Failed;
         if failed {
             // Flush the run before `p` (a dropped NBL, or the end of the chain).
             if run_len != 0 {
@@ -159,14 +156,8 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
                         receive_flags,
                     )
                 };
-                let mut q = run_head;
-                while !q.is_null() {
-                    // SAFETY: the run is ours again; restore each NBL and walk on.
-                    unsafe {
-                        restore_nbl(q, &mut tally);
-                        q = (*q).Next;
-                    }
-                }
+                // SAFETY: the run is ours again (its references were never taken: it never left).
+                unsafe { restore_chain(run_head, &mut tally) };
                 // SAFETY: relink the original chain.
                 unsafe { (*run_tail).Next = p };
             }
@@ -182,7 +173,6 @@ pub unsafe extern "system" fn FilterReceiveNetBufferLists(
             run_tail = p;
             run_len += 1;
         }
-        p = next;
     }
     tally.commit(&module.stats, Direction::Receive);
     module.release_from_data_path(1);
@@ -197,23 +187,13 @@ pub unsafe extern "system" fn FilterReturnNetBufferLists(
     nbls: *mut NET_BUFFER_LIST,
     return_flags: u32,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
-    let handle = module.ndis_filter_handle;
-    let mut tally = Tally::default();
-    let mut ours = 0i64;
-    let mut p = nbls;
-    while !p.is_null() {
-        // SAFETY: returned NBLs are ours until returned down.
-        unsafe {
-            if restore_nbl(p, &mut tally) {
-                ours += 1;
-            }
-            p = (*p).Next;
-        }
-    }
-    tally.commit(&module.stats, Direction::Receive);
-    // SAFETY: returning to the miniport what it indicated, restored, with NDIS's flags.
-    unsafe { NdisFReturnNetBufferLists(handle, nbls, return_flags) };
-    module.release_from_data_path(ours);
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
+    // SAFETY: the returned chain is ours until returned to the miniport, which the closure does with
+    // NDIS's flags.
+    unsafe {
+        restore_and_hand_on(module, nbls, Direction::Receive, |handle, nbls| {
+            NdisFReturnNetBufferLists(handle, nbls, return_flags)
+        })
+    };
 }

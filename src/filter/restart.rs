@@ -14,10 +14,13 @@
 //!   the pool out of vlan mode on every sender that honours the attribute (tcpip). A transform that
 //!   needs room it does not mean to take from the pool declares it in [`data_needed`].
 //!
-//! Owns: reading and raising the general restart attributes. Must not: touch module state.
+//! Owns: raising the general restart attributes' backfill (the entries found with
+//! `ndis::GeneralAttributes`, the walk `transform/offload.rs` reads MTU and MAC options with). Must not:
+//! touch module state.
 //! IRQL: PASSIVE_LEVEL (FilterRestart).
 
 use super::context::context_size;
+use crate::ndis::GeneralAttributes;
 use crate::transform::{vlan, Mode};
 use ndis_sys::*;
 
@@ -60,28 +63,21 @@ pub unsafe fn raise_backfill(params: *mut NDIS_FILTER_RESTART_PARAMETERS, mode: 
         return false;
     }
     let (data, ctx) = backfill_needs(mode);
-    // SAFETY: NDIS's restart parameters (caller contract).
-    let mut entry = unsafe { (*params).RestartAttributes };
     let mut found = false;
-    let mut hops = 0;
-    while !entry.is_null() && hops < 64 {
-        // SAFETY: an entry of NDIS's NULL-terminated list, valid during FilterRestart.
-        let (oid, len, next) = unsafe { ((*entry).Oid, (*entry).DataLength, (*entry).Next) };
-        if oid == OID_GEN_MINIPORT_RESTART_ATTRIBUTES
-            && len as usize >= NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_1 as usize
-        {
-            // SAFETY: the entry's Data holds `len` bytes of NDIS_RESTART_GENERAL_ATTRIBUTES, at least
-            // revision 1, which contains both fields written; Data is 16-aligned after the header.
+    // SAFETY: NDIS's restart parameters, during FilterRestart (caller contract).
+    let attrs = unsafe { GeneralAttributes::new((*params).RestartAttributes) };
+    for (g, len) in attrs {
+        if len as usize >= NDIS_SIZEOF_RESTART_GENERAL_ATTRIBUTES_REVISION_1 as usize {
+            // SAFETY: GeneralAttributes yields Data with `len` writable bytes of
+            // NDIS_RESTART_GENERAL_ATTRIBUTES, at least revision 1, which contains both fields
+            // written; Data is 16-aligned after the header.
             unsafe {
-                let g =
-                    NDIS_RESTART_ATTRIBUTES::data(entry) as *mut NDIS_RESTART_GENERAL_ATTRIBUTES;
+                let g = g as *mut NDIS_RESTART_GENERAL_ATTRIBUTES;
                 (*g).DataBackFillSize = (*g).DataBackFillSize.saturating_add(data);
                 (*g).ContextBackFillSize = (*g).ContextBackFillSize.saturating_add(ctx);
             }
             found = true;
         }
-        entry = next;
-        hops += 1;
     }
     found
 }

@@ -7,13 +7,16 @@
 //! MDLs, OOB info) before completing them upward and passes the others through untouched. The
 //! *_DISPATCH_LEVEL flags are translated from the caller's flags, never computed from the IRQL.
 //!
-//! Owns: the send-side list handling. Must not: retreat/restore directly (datapath.rs does).
+//! Owns: the send-side list handling (chains walked with `ndis::NblChain`, sorted into
+//! `ndis::NblQueue`s). Must not: retreat/restore directly (datapath.rs does). IRQL: each handler's at
+//! its definition (<= DISPATCH_LEVEL).
 
 #![allow(non_snake_case)]
 
-use super::datapath::{restore_nbl, transform_nbl, NblList, Outcome, Path};
+use super::datapath::{restore_and_hand_on, transform_nbl, Outcome, Path};
 use super::module::FilterModule;
 use super::stats::{Direction, Tally};
+use crate::ndis::{NblChain, NblQueue};
 use core::sync::atomic::Ordering;
 use ndis_sys::*;
 
@@ -28,8 +31,8 @@ pub unsafe extern "system" fn FilterSendNetBufferLists(
     port: NDIS_PORT_NUMBER,
     send_flags: u32,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     let handle = module.ndis_filter_handle;
     let complete_flags = if NDIS_TEST_SEND_AT_DISPATCH_LEVEL(send_flags) {
         NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
@@ -40,13 +43,10 @@ pub unsafe extern "system" fn FilterSendNetBufferLists(
     module.acquire(1);
     if !module.is_running() {
         let mut n = 0u64;
-        let mut p = nbls;
-        while !p.is_null() {
-            // SAFETY: the chain NDIS handed over is ours until completed.
-            unsafe {
-                (*p).Status = NDIS_STATUS_PAUSED;
-                p = (*p).Next;
-            }
+        // SAFETY: the chain NDIS handed over is ours until completed.
+        for p in unsafe { NblChain::new(nbls) } {
+            // SAFETY: an NBL of that chain.
+            unsafe { (*p).Status = NDIS_STATUS_PAUSED };
             n += 1;
         }
         module
@@ -61,13 +61,11 @@ pub unsafe extern "system" fn FilterSendNetBufferLists(
     let cfg = module.data_path_config();
     let handlers = module.handlers();
     let mut tally = Tally::default();
-    let mut forward = NblList::new();
-    let mut failed = NblList::new();
+    let mut forward = NblQueue::new();
+    let mut failed = NblQueue::new();
     let mut ours = 0i64;
-    let mut p = nbls;
-    while !p.is_null() {
-        // SAFETY: the chain is ours until forwarded or completed.
-        let next = unsafe { (*p).Next };
+    // SAFETY: the chain is ours until forwarded or completed.
+    for p in unsafe { NblChain::new(nbls) } {
         // SAFETY: a valid NBL we own, with NBs and MDLs from the protocol above (mapped).
         match unsafe { transform_nbl(p, &cfg, Path::Send, handlers, &mut tally) } {
             Outcome::Transformed => {
@@ -85,18 +83,17 @@ pub unsafe extern "system" fn FilterSendNetBufferLists(
                 }
             }
         }
-        p = next;
     }
     tally.commit(&module.stats, Direction::Send);
     // Our NBLs hold the pause open from before they leave (a completion may come back inside the call).
     module.acquire(ours);
     if !failed.is_empty() {
         // SAFETY: NBLs we own, rolled back; the caller's IRQL flag.
-        unsafe { NdisFSendNetBufferListsComplete(handle, failed.head, complete_flags) };
+        unsafe { NdisFSendNetBufferListsComplete(handle, failed.head(), complete_flags) };
     }
     if !forward.is_empty() {
         // SAFETY: forwarding in order with the caller's port and flags; ownership passes down.
-        unsafe { NdisFSendNetBufferLists(handle, forward.head, port, send_flags) };
+        unsafe { NdisFSendNetBufferLists(handle, forward.head(), port, send_flags) };
     }
     module.release_from_data_path(1);
 }
@@ -110,25 +107,15 @@ pub unsafe extern "system" fn FilterSendNetBufferListsComplete(
     nbls: *mut NET_BUFFER_LIST,
     flags: u32,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
-    let handle = module.ndis_filter_handle;
-    let mut tally = Tally::default();
-    let mut ours = 0i64;
-    let mut p = nbls;
-    while !p.is_null() {
-        // SAFETY: completed NBLs are ours again until completed upward.
-        unsafe {
-            if restore_nbl(p, &mut tally) {
-                ours += 1;
-            }
-            p = (*p).Next;
-        }
-    }
-    tally.commit(&module.stats, Direction::Send);
-    // SAFETY: completing upward what the protocol sent, restored, with NDIS's flags.
-    unsafe { NdisFSendNetBufferListsComplete(handle, nbls, flags) };
-    module.release_from_data_path(ours);
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
+    // SAFETY: the completed chain is ours again until completed upward, which the closure does with
+    // NDIS's flags.
+    unsafe {
+        restore_and_hand_on(module, nbls, Direction::Send, |handle, nbls| {
+            NdisFSendNetBufferListsComplete(handle, nbls, flags)
+        })
+    };
 }
 
 /// FilterCancelSendNetBufferLists. IRQL <= DISPATCH_LEVEL. The filter queues nothing, so it only
@@ -137,8 +124,8 @@ pub unsafe extern "system" fn FilterSendNetBufferListsComplete(
 /// # Safety
 /// Called by NDIS with a live module context.
 pub unsafe extern "system" fn FilterCancelSendNetBufferLists(ctx: NDIS_HANDLE, cancel_id: PVOID) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     // SAFETY: propagating the caller's cancel id.
     unsafe { NdisFCancelSendNetBufferLists(module.ndis_filter_handle, cancel_id) };
 }

@@ -17,8 +17,8 @@ pub unsafe extern "system" fn FilterStatus(
     ctx: NDIS_HANDLE,
     indication: *mut NDIS_STATUS_INDICATION,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     // SAFETY: NDIS passes a valid indication; its buffer holds StatusBufferSize bytes.
     unsafe {
         let ind = &*indication;
@@ -45,8 +45,8 @@ pub unsafe extern "system" fn FilterNetPnPEvent(
     ctx: NDIS_HANDLE,
     notification: *mut NET_PNP_EVENT_NOTIFICATION,
 ) -> NDIS_STATUS {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     // SAFETY: passing NDIS's event on; its status is the answer.
     unsafe { NdisFNetPnPEvent(module.ndis_filter_handle, notification) }
 }
@@ -59,8 +59,8 @@ pub unsafe extern "system" fn FilterDevicePnPEventNotify(
     ctx: NDIS_HANDLE,
     event: *mut NET_DEVICE_PNP_EVENT,
 ) {
-    // SAFETY: NDIS passes the live module context.
-    let module = unsafe { &*(ctx as *const FilterModule) };
+    // SAFETY: NDIS passes this module's context to its handlers (FilterModule::from_ctx).
+    let module = unsafe { FilterModule::from_ctx(ctx) };
     // SAFETY: passing NDIS's event on.
     unsafe { NdisFDevicePnPEventNotify(module.ndis_filter_handle, event) };
 }

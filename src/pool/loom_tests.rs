@@ -10,6 +10,7 @@ extern crate std;
 
 use super::*;
 use core::ffi::c_void;
+use core::fmt;
 use loom::sync::atomic::AtomicUsize as LoomUsize;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::Cell;

@@ -3,10 +3,11 @@
 //! pattern through the cursor and read them back, then advance them away again with FreeMdl = FALSE and
 //! park the block off the chain (`nb::park`): the NB goes on with exactly the caller's geometry while
 //! the block stays allocated until the NBL is completed or returned, on whichever CPU that happens. The
-//! restore (nb.rs) links it back and gives it back through NDIS's advance and NetFreeMdl.
+//! restore (`nb/retreat.rs`) links it back and gives it back through NDIS's advance and NetFreeMdl.
 
 use super::TransformError;
 use crate::nb::{self, MdlHandlers, RetreatRecord};
+use crate::ndis::NetBuffer;
 use ndis_sys::NET_BUFFER;
 
 /// The pattern byte `i` of an NB whose pattern seed is `seed`: never constant across an NB, and
@@ -47,11 +48,12 @@ pub unsafe fn apply(
     // SAFETY: valid, owned NB; `rec` was captured from it.
     unsafe { nb::retreat(nb, rec, delta, backfill, handlers) }.map_err(TransformError::Retreat)?;
     let seed = seed_for(nb);
-    // The new bytes lie wholly inside the new MDL (the retreat allocated exactly their shortfall).
-    // SAFETY: valid, owned NB; the first `bytes` bytes are our retreated space.
-    unsafe { nb::fill_at(nb, 0, bytes as usize, |i| pattern_byte(seed, i)) }?;
-    // SAFETY: as above, read only.
-    let ok = unsafe { nb::check_at(nb, 0, bytes as usize, |i, b| b == pattern_byte(seed, i)) }?;
+    // SAFETY: a valid, owned, mapped NB (caller contract): NetBuffer's invariant.
+    let net = unsafe { NetBuffer::new_unchecked(nb) };
+    // The new bytes lie wholly inside the new MDL (the retreat allocated exactly their shortfall):
+    // the first `bytes` bytes are our retreated space.
+    nb::fill_at(net, 0, bytes as usize, |i| pattern_byte(seed, i))?;
+    let ok = nb::check_at(net, 0, bytes as usize, |i, b| b == pattern_byte(seed, i))?;
     if !ok {
         return Err(TransformError::PatternMismatch);
     }

@@ -1,9 +1,9 @@
 //! What the data path puts into retreated space (DESIGN §5 "Transforms").
 //!
-//! Owns: the per-NB transforms (`exercise`, `vlan`) and their inverse, expressed through the `nb.rs`
+//! Owns: the per-NB transforms (`exercise`, `vlan`) and their inverse, expressed through the `nb/`
 //! cursor and retreat record; the frame-level constants and encodings (802.1Q TCI, the NBL's
 //! `Ieee8021QNetBufferListInfo`). Must not: touch NBL lists, module state or statistics (the caller in
-//! `filter/` counts), or call NDIS for anything but retreat/advance (through `nb.rs`).
+//! `filter/` counts), or call NDIS for anything but retreat/advance (through `nb/`).
 //!
 //! IRQL: every routine runs at IRQL <= DISPATCH_LEVEL and never blocks.
 
@@ -28,20 +28,8 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Parses the registry spelling (ASCII, case-insensitive). Any IRQL.
-    pub fn parse(s: &[u8]) -> Option<Mode> {
-        const NAMES: [(&[u8], Mode); 3] = [
-            (b"exercise", Mode::Exercise),
-            (b"vlan", Mode::Vlan),
-            (b"passthrough", Mode::Passthrough),
-        ];
-        NAMES
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(s))
-            .map(|&(_, m)| m)
-    }
-
-    /// From the numeric encoding the module stores (`Mode as u32`: 0, 1, 2). Any IRQL.
+    /// From the numeric encoding: the index of the registry name in `mdlpool_names::config::KEYS`'s
+    /// `Mode` values, which the module also stores (`Mode as u32`: 0, 1, 2). Any IRQL.
     pub fn from_u32(v: u32) -> Option<Mode> {
         match v {
             0 => Some(Mode::Exercise),

@@ -23,9 +23,12 @@
 //! the tag). LSO/USO segments are the TCP/IP transport's MSS plus headers, which it sizes to the
 //! MTU untagged, so a tagged segment needs that extension.
 //!
-//! Owns: the decision and the offset arithmetic. Must not: touch NBLs (datapath.rs applies it).
-//! IRQL: pure, any IRQL.
+//! Owns: the decision and the offset arithmetic, and reading MTU / MAC options out of the general
+//! restart attributes (found with `ndis::GeneralAttributes`, the walk `filter/restart.rs` uses too).
+//! Must not: touch NBLs (datapath.rs applies it). IRQL: pure, any IRQL, except
+//! [`from_restart_attributes`] (PASSIVE_LEVEL, FilterRestart).
 
+use crate::ndis::GeneralAttributes;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use ndis_sys::*;
 
@@ -74,9 +77,8 @@ impl AtomicNicCaps {
     }
 }
 
-/// `OID_GEN_MINIPORT_RESTART_ATTRIBUTES`: the restart attributes entry whose data is an
-/// NDIS_RESTART_GENERAL_ATTRIBUTES (MtuSize at 0x04, MacOptions at 0x1C on x64 and arm64).
-const OID_GEN_MINIPORT_RESTART_ATTRIBUTES: NDIS_OID = 0x0001_021D;
+/// Offsets in NDIS_RESTART_GENERAL_ATTRIBUTES (the data of an `OID_GEN_MINIPORT_RESTART_ATTRIBUTES`
+/// restart attributes entry): MtuSize at 0x04, MacOptions at 0x1C on x64 and arm64.
 const GENERAL_MTU_OFFSET: usize = 0x04;
 const GENERAL_MAC_OPTIONS_OFFSET: usize = 0x1C;
 
@@ -85,32 +87,19 @@ const GENERAL_MAC_OPTIONS_OFFSET: usize = 0x1C;
 ///
 /// # Safety
 /// `attrs` must be NULL or the head of the valid restart attributes list NDIS passed.
-pub unsafe fn from_restart_attributes(
-    mut attrs: *const NDIS_RESTART_ATTRIBUTES,
-) -> Option<(u32, bool)> {
-    let mut hops = 0;
-    while !attrs.is_null() && hops < 64 {
-        // SAFETY: a valid list entry (caller contract).
-        let (oid, len, next) = unsafe { ((*attrs).Oid, (*attrs).DataLength, (*attrs).Next) };
-        if oid == OID_GEN_MINIPORT_RESTART_ATTRIBUTES
-            && len as usize >= GENERAL_MAC_OPTIONS_OFFSET + 4
-        {
-            // SAFETY: Data follows the 0x10-byte header and holds `len` bytes; the two ULONGs read
-            // lie inside them (unaligned reads: the data is only guaranteed 8-aligned by NDIS).
-            let (mtu, opts) = unsafe {
-                let data =
-                    (attrs as *const u8).add(core::mem::size_of::<NDIS_RESTART_ATTRIBUTES>());
-                (
-                    (data.add(GENERAL_MTU_OFFSET) as *const u32).read_unaligned(),
-                    (data.add(GENERAL_MAC_OPTIONS_OFFSET) as *const u32).read_unaligned(),
-                )
-            };
-            return Some((mtu, opts & NDIS_MAC_OPTION_8021Q_VLAN != 0));
-        }
-        attrs = next;
-        hops += 1;
-    }
-    None
+pub unsafe fn from_restart_attributes(attrs: *mut NDIS_RESTART_ATTRIBUTES) -> Option<(u32, bool)> {
+    // SAFETY: NDIS's restart attributes list, used during FilterRestart (caller contract).
+    let (data, _) = unsafe { GeneralAttributes::new(attrs) }
+        .find(|&(_, len)| len as usize >= GENERAL_MAC_OPTIONS_OFFSET + 4)?;
+    // SAFETY: GeneralAttributes yields Data with `len` readable bytes; the two ULONGs read lie inside
+    // them (unaligned reads: the data is only guaranteed 8-aligned by NDIS).
+    let (mtu, opts) = unsafe {
+        (
+            (data.add(GENERAL_MTU_OFFSET) as *const u32).read_unaligned(),
+            (data.add(GENERAL_MAC_OPTIONS_OFFSET) as *const u32).read_unaligned(),
+        )
+    };
+    Some((mtu, opts & NDIS_MAC_OPTION_8021Q_VLAN != 0))
 }
 
 /// Ethernet's MtuSize when the miniport reported none.

@@ -10,10 +10,11 @@
 //! Undo ([`remove_inserted`]) puts back every byte the insert wrote in the caller's buffer, in the
 //! data range and in the unused space in front of it (in place: the 12 address bytes move back and the
 //! 4 bytes in front get their saved values; new head: nothing of the caller's was written), so the
-//! caller's buffer is bit-for-bit as it was; the restore (nb.rs) then gives back the retreat.
+//! caller's buffer is bit-for-bit as it was; the restore (`nb/retreat.rs`) then gives back the retreat.
 
 use super::TransformError;
 use crate::nb::{self, MdlHandlers, RetreatRecord};
+use crate::ndis::{MdlPos, NetBuffer};
 use ndis_sys::{MDL, NDIS_NET_BUFFER_LIST_8021Q_INFO, NDIS_STATUS_INVALID_LENGTH, NET_BUFFER};
 
 /// 802.1Q TPID.
@@ -91,31 +92,24 @@ pub const fn is_tag_tpid(tpid: u16) -> bool {
 }
 
 /// Whether the NB's frame already carries a tag. IRQL <= DISPATCH_LEVEL.
-///
-/// # Safety
-/// `nb` must be a valid NET_BUFFER owned by the caller whose MDLs are mapped.
-pub unsafe fn is_tagged(nb: *const NET_BUFFER) -> Result<bool, nb::NbError> {
+pub fn is_tagged(nb: NetBuffer) -> Result<bool, nb::NbError> {
     let mut t = [0u8; 2];
-    // SAFETY: valid NB (caller contract); read only.
-    unsafe { nb::read_at(nb, ADDR_BYTES, &mut t) }?;
+    nb::read_at(nb, ADDR_BYTES, &mut t)?;
     Ok(is_tag_tpid(u16::from_be_bytes(t)))
 }
 
 /// Writes the tag into an NB whose data start has just been retreated by [`TAG_BYTES`]: the addresses
-/// move 4 bytes toward the new data start and the tag follows them. Cursor-only (no NDIS call). IRQL <= DISPATCH_LEVEL.
-///
-/// # Safety
-/// `nb` must be valid, owned, mapped, and retreated by exactly 4 bytes over a frame of >= 14 bytes.
-pub unsafe fn tag_retreated(nb: *const NET_BUFFER, tag: VlanTag) -> Result<(), nb::NbError> {
+/// move 4 bytes toward the new data start and the tag follows them. Cursor-only (no NDIS call); the
+/// NB must be retreated by exactly 4 bytes over a frame of >= 14 bytes (otherwise the frame's bytes
+/// are wrong, never memory: the cursor stays inside the data). IRQL <= DISPATCH_LEVEL.
+pub fn tag_retreated(nb: NetBuffer, tag: VlanTag) -> Result<(), nb::NbError> {
     let mut addrs = [0u8; ADDR_BYTES as usize];
-    // SAFETY: valid NB; the original addresses now start at offset 4.
-    unsafe { nb::read_at(nb, TAG_BYTES, &mut addrs) }?;
-    // SAFETY: valid NB; bytes 0..16 are retreated space plus the caller's address bytes, which the
-    // caller owns until completion and which [`remove_inserted`] puts back.
-    unsafe {
-        nb::write_at(nb, 0, &addrs)?;
-        nb::write_at(nb, ADDR_BYTES, &tag.wire())
-    }
+    // The original addresses now start at offset 4.
+    nb::read_at(nb, TAG_BYTES, &mut addrs)?;
+    // Bytes 0..16 are retreated space plus the caller's address bytes, which the caller owns until
+    // completion and which [`remove_inserted`] puts back.
+    nb::write_at(nb, 0, &addrs)?;
+    nb::write_at(nb, ADDR_BYTES, &tag.wire())
 }
 
 /// How [`insert`] put a tag into an NB (kept in [`RetreatRecord::vlan`]).
@@ -147,28 +141,6 @@ impl Inserted {
 /// Bytes of the rewritten MAC header: addresses, tag, EtherType.
 pub const TAGGED_HEADER: u32 = ADDR_BYTES + TAG_BYTES + 2;
 
-/// Where the NB's frame byte `at` lies: the MDL holding it and the offset inside it (zero-length
-/// MDLs skipped), or `None` past the chain. IRQL <= DISPATCH_LEVEL.
-///
-/// # Safety
-/// `nb` must be a valid NET_BUFFER whose chain is valid.
-unsafe fn locate(nb: *const NET_BUFFER, at: u32) -> Option<(*mut MDL, u32)> {
-    // SAFETY: valid NB (caller contract).
-    let (mut m, off) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset) };
-    let mut skip = off as u64 + at as u64;
-    while !m.is_null() {
-        // SAFETY: a live MDL of the chain.
-        let count = unsafe { (*m).ByteCount } as u64;
-        if skip < count {
-            return Some((m, skip as u32));
-        }
-        skip -= count;
-        // SAFETY: as above.
-        m = unsafe { (*m).Next };
-    }
-    None
-}
-
 /// Inserts `tag` into the NB's frame so that the whole rewritten MAC header (18 bytes) lies in the
 /// MDL that holds the data start — the MDL a miniport parses the header from. `rec` must be freshly
 /// captured from `nb`. `Ok(false)`: the frame was already tagged (or shorter than a MAC header) and
@@ -196,14 +168,16 @@ pub unsafe fn insert(
     tag: VlanTag,
     handlers: MdlHandlers,
 ) -> Result<bool, TransformError> {
-    // SAFETY: valid NB.
-    let len = unsafe { (*nb).DataLength() };
-    // SAFETY: valid NB.
-    if len < MIN_FRAME || unsafe { is_tagged(nb) }? {
+    // SAFETY: a valid, owned, mapped NB (caller contract): NetBuffer's invariant.
+    let net = unsafe { NetBuffer::new_unchecked(nb) };
+    let len = net.data_length();
+    if len < MIN_FRAME || is_tagged(net)? {
         return Ok(false);
     }
-    // SAFETY: valid NB.
-    let (cur, off) = unsafe { ((*nb).CurrentMdl, (*nb).CurrentMdlOffset) };
+    let MdlPos {
+        mdl: cur,
+        offset: off,
+    } = net.data_start();
     // SAFETY: `cur` is the NB's live CurrentMdl when not NULL.
     let in_place = !cur.is_null()
         && off >= TAG_BYTES
@@ -213,17 +187,17 @@ pub unsafe fn insert(
         // so NDIS retreats in place, inside `cur`.
         unsafe { nb::retreat(nb, rec, TAG_BYTES, 0, handlers) }.map_err(TransformError::Retreat)?;
         rec.vlan = Inserted::InPlace as u32;
-        // SAFETY: the 4 bytes just exposed are the caller's unused space; read before the write.
-        unsafe { nb::read_at(nb, 0, &mut rec.front) }?;
-        // SAFETY: retreated by exactly 4 over a frame of >= 14 bytes.
-        unsafe { tag_retreated(nb, tag) }?;
+        // The 4 bytes just exposed are the caller's unused space; read before the write.
+        nb::read_at(net, 0, &mut rec.front)?;
+        // Retreated by exactly 4 over a frame of >= 14 bytes.
+        tag_retreated(net, tag)?;
         return Ok(true);
     }
     // New head. Frame byte 14 lies in MDL `m` at offset `q` (it exists: len >= 14; when len == 14
     // there is no such byte and nothing is copied).
-    // SAFETY: valid NB and chain.
-    let (rest, next) = match unsafe { locate(nb, MIN_FRAME) } {
-        Some((m, q)) if len > MIN_FRAME => {
+    // SAFETY: NetBuffer's invariant: the NB's chain is valid.
+    let (rest, next) = match unsafe { net.data_start().seek(MIN_FRAME) } {
+        Some(MdlPos { mdl: m, offset: q }) if len > MIN_FRAME => {
             if q == 0 {
                 (0, m)
             } else {
@@ -256,24 +230,21 @@ pub unsafe fn insert(
     }
     // The caller's frame now starts `delta` bytes after the data start.
     let mut hdr = [0u8; MIN_FRAME as usize];
-    // SAFETY: valid NB; read only.
-    unsafe { nb::read_at(nb, delta, &mut hdr) }?;
+    nb::read_at(net, delta, &mut hdr)?;
     let mut tagged = [0u8; TAGGED_HEADER as usize];
     tagged[..ADDR_BYTES as usize].copy_from_slice(&hdr[..ADDR_BYTES as usize]);
     tagged[ADDR_BYTES as usize..(ADDR_BYTES + TAG_BYTES) as usize].copy_from_slice(&tag.wire());
     tagged[(ADDR_BYTES + TAG_BYTES) as usize..].copy_from_slice(&hdr[ADDR_BYTES as usize..]);
-    // SAFETY: frame bytes [0, need) are the new MDL's (our block); the caller's are only read.
-    unsafe { nb::write_at(nb, 0, &tagged) }?;
+    // Frame bytes [0, need) are the new MDL's (our block); the caller's are only read.
+    nb::write_at(net, 0, &tagged)?;
     let mut chunk = [0u8; 64];
     let mut done = 0u32;
     while done < rest {
         let n = core::cmp::min(rest - done, chunk.len() as u32);
         let buf = &mut chunk[..n as usize];
-        // SAFETY: as above: read the caller's bytes after its header, write into our block.
-        unsafe {
-            nb::read_at(nb, delta + MIN_FRAME + done, buf)?;
-            nb::write_at(nb, TAGGED_HEADER + done, buf)?;
-        }
+        // As above: read the caller's bytes after its header, write into our block.
+        nb::read_at(net, delta + MIN_FRAME + done, buf)?;
+        nb::write_at(net, TAGGED_HEADER + done, buf)?;
         done += n;
     }
     // SAFETY: valid, owned NB and our own MDL; `next` is the caller's MDL that follows the copied
@@ -294,18 +265,19 @@ pub unsafe fn insert(
 /// retreat. IRQL <= DISPATCH_LEVEL.
 ///
 /// # Safety
-/// As [`tag_retreated`], on an NB the filter tagged with `rec`.
+/// `nb` must be a valid NET_BUFFER owned by the caller whose MDLs are mapped (NetBuffer's
+/// invariant), which the filter tagged with `rec`.
 pub unsafe fn remove_inserted(nb: *mut NET_BUFFER, rec: &RetreatRecord) -> Result<(), nb::NbError> {
     match Inserted::of(rec) {
         Inserted::Nothing => Ok(()),
         Inserted::InPlace => {
+            // SAFETY: NetBuffer's invariant holds for `nb` (caller contract).
+            let net = unsafe { NetBuffer::new_unchecked(nb) };
             let mut addrs = [0u8; ADDR_BYTES as usize];
-            // SAFETY: valid, owned NB, still retreated by 4.
-            unsafe {
-                nb::read_at(nb, 0, &mut addrs)?;
-                nb::write_at(nb, TAG_BYTES, &addrs)?;
-                nb::write_at(nb, 0, &rec.front)
-            }
+            // Still retreated by 4: the addresses go back, then the 4 bytes in front.
+            nb::read_at(net, 0, &mut addrs)?;
+            nb::write_at(net, TAG_BYTES, &addrs)?;
+            nb::write_at(net, 0, &rec.front)
         }
         Inserted::NewHead => {
             // SAFETY: valid, owned NB.
@@ -399,8 +371,7 @@ mod tests {
     fn chain_with(f: &[u8], split: u32) -> Chain {
         let total = 4 + f.len() as u32;
         let c = Chain::new(&[split, total - split], 4, f.len() as u32);
-        // SAFETY: (test) valid chain.
-        unsafe { nb::write_at(c.nb(), 0, f) }.unwrap();
+        nb::write_at(c.net_buffer(), 0, f).unwrap();
         c
     }
 
@@ -423,19 +394,15 @@ mod tests {
             c.normalise();
             rec.outstanding = 4;
             rec.vlan = Inserted::InPlace as u32;
-            // SAFETY: (test) the 4 exposed bytes, read before the tag is written.
-            unsafe { nb::read_at(c.nb(), 0, &mut rec.front) }.unwrap();
-            // SAFETY: (test) retreated by 4 over a 40-byte frame.
-            unsafe { tag_retreated(c.nb(), tag) }.unwrap();
+            nb::read_at(c.net_buffer(), 0, &mut rec.front).unwrap();
+            tag_retreated(c.net_buffer(), tag).unwrap();
             let mut wire = std::vec![0u8; 44];
-            // SAFETY: (test) valid chain.
-            unsafe { nb::read_at(c.nb(), 0, &mut wire) }.unwrap();
+            nb::read_at(c.net_buffer(), 0, &mut wire).unwrap();
             let mut expect = f[..12].to_vec();
             expect.extend_from_slice(&[0x81, 0x00, 0x40, 100]);
             expect.extend_from_slice(&f[12..]);
             assert_eq!(wire, expect, "split {split}");
-            // SAFETY: (test) as above.
-            assert!(unsafe { is_tagged(c.nb()) }.unwrap());
+            assert!(is_tagged(c.net_buffer()).unwrap());
             // SAFETY: (test) the NB is still retreated by 4.
             unsafe { remove_inserted(c.nb(), &rec) }.unwrap();
             c.nb_mut().DataOffset += 4;
@@ -447,11 +414,9 @@ mod tests {
                 "split {split}: every byte of the chain as it was"
             );
             let mut back = std::vec![0u8; 40];
-            // SAFETY: (test) valid chain.
-            unsafe { nb::read_at(c.nb(), 0, &mut back) }.unwrap();
+            nb::read_at(c.net_buffer(), 0, &mut back).unwrap();
             assert_eq!(back, f, "split {split}: caller's bytes restored");
-            // SAFETY: (test) as above.
-            assert!(!unsafe { is_tagged(c.nb()) }.unwrap());
+            assert!(!is_tagged(c.net_buffer()).unwrap());
         }
     }
 
@@ -461,12 +426,10 @@ mod tests {
         f[12] = 0x88;
         f[13] = 0xA8;
         let c = chain_with(&f, 10);
-        // SAFETY: (test) valid chain.
-        assert!(unsafe { is_tagged(c.nb()) }.unwrap());
+        assert!(is_tagged(c.net_buffer()).unwrap());
         f[12] = 0x08;
         f[13] = 0x00;
         let c = chain_with(&f, 13);
-        // SAFETY: (test) valid chain.
-        assert!(!unsafe { is_tagged(c.nb()) }.unwrap());
+        assert!(!is_tagged(c.net_buffer()).unwrap());
     }
 }

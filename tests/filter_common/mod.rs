@@ -91,3 +91,23 @@ pub fn info(priority: u8, vlan_id: u16) -> usize {
 pub fn tci(priority: u8, vlan_id: u16) -> u16 {
     (priority as u16) << 13 | vlan_id
 }
+
+/// A decimal or `0x` hexadecimal value from the environment; a malformed value is an error, not the
+/// default (a typo must not silently rerun the default seed).
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => v.parse(),
+        }
+        .unwrap_or_else(|e| panic!("{name}={v}: {e}")),
+    }
+}
+
+/// References the attached modules hold (each module's outstanding count), summed.
+pub fn module_references() -> i64 {
+    let mut n = 0;
+    mdlpool::filter::for_each_module(|m| n += m.outstanding());
+    n
+}

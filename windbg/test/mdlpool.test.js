@@ -161,9 +161,9 @@ test("malformed dumps are refused with a reason", () => {
     assert.throws(() => m.aggregate({}), /not an mdlpool stats dump/);
 });
 
-// ---- the debugger's reader, over a fake memory laid out like src/stats.rs ----
+// ---- the debugger's reader, over a fake memory laid out like src/stats/mod.rs ----
 
-// Offsets of MdlPoolStatsRoot as src/stats.rs pins them (and the PDB reports them in WinDbg).
+// Offsets of MdlPoolStatsRoot as src/stats/mod.rs pins them (and the PDB reports them in WinDbg).
 const ROOT_OFFSETS = {
     magic: 0x00, version: 0x08, size: 0x0c, state: 0x10, cpu_count: 0x14, class_count: 0x18,
     slots_per_cpu: 0x1c, cpu_stride: 0x20, slot_stride: 0x24, counters: 0x28, magazine_size: 0x30,

@@ -248,6 +248,80 @@ impl Inf {
     }
 }
 
+/// One Ndi parameter (`HKR, <params>\<name>, <entry>, 0, "<value>"` lines, and its
+/// `<params>\<name>\enum` values): what the Advanced property page shows and the class installer
+/// writes as the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NdiParam {
+    /// The registry value name (as the INF spells it).
+    pub name: String,
+    /// `type`, lowercased (`enum`, `dword`, ...; empty if the INF gives none).
+    pub ty: String,
+    /// `default`, as written.
+    pub default: String,
+    /// `min` / `max`, as written.
+    pub min: Option<String>,
+    pub max: Option<String>,
+    /// The `\enum` value names, in file order.
+    pub enums: Vec<String>,
+    /// `ParamDesc`, with `%strings%` substituted.
+    pub desc: String,
+}
+
+/// Every Ndi parameter under `HKR, <params>\...` in `sections`, in file order (`params` is the
+/// parameter key, e.g. `FilterAdapterParams`; compared case-insensitively).
+pub fn ndi_params<'a>(
+    sections: impl IntoIterator<Item = &'a Section>,
+    params: &str,
+) -> Vec<NdiParam> {
+    let prefix = format!("{}\\", params.to_ascii_lowercase());
+    let mut out: Vec<NdiParam> = Vec::new();
+    for line in sections.into_iter().flat_map(|s| s.lines.iter()) {
+        let subkey = line.value(1);
+        if !line.value(0).eq_ignore_ascii_case("HKR")
+            || !subkey.to_ascii_lowercase().starts_with(&prefix)
+        {
+            continue;
+        }
+        let rest = &subkey[prefix.len()..];
+        let (name, is_enum) = match rest.len().checked_sub(5) {
+            Some(n)
+                if rest
+                    .get(n..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case("\\enum")) =>
+            {
+                (&rest[..n], true)
+            }
+            _ => (rest, false),
+        };
+        let idx = match out.iter().position(|p| p.name.eq_ignore_ascii_case(name)) {
+            Some(i) => i,
+            None => {
+                out.push(NdiParam {
+                    name: name.to_string(),
+                    ..NdiParam::default()
+                });
+                out.len() - 1
+            }
+        };
+        let p = &mut out[idx];
+        let (entry, value) = (line.value(2).to_string(), line.value(4).to_string());
+        if is_enum {
+            p.enums.push(entry);
+            continue;
+        }
+        match entry.to_ascii_lowercase().as_str() {
+            "type" => p.ty = value.to_ascii_lowercase(),
+            "default" => p.default = value,
+            "min" => p.min = Some(value),
+            "max" => p.max = Some(value),
+            "paramdesc" => p.desc = value,
+            _ => {}
+        }
+    }
+    out
+}
+
 fn substitute(
     field: &str,
     strings: &HashMap<String, String>,
@@ -438,6 +512,31 @@ pub fn driver_ver_version(cargo_version: &str) -> Result<String, String> {
     Ok(format!("{}.{}.{}.0", parts[0], parts[1], parts[2]))
 }
 
+/// INF text as UTF-8 or UTF-16LE with BOM (stampinf keeps the encoding of its input).
+pub fn decode_inf(bytes: &[u8]) -> Result<String, String> {
+    if let Some(rest) = bytes.strip_prefix(&[0xff, 0xfe]) {
+        let units: Vec<u16> = rest
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        return String::from_utf16(&units).map_err(|e| format!("INF is not valid UTF-16LE: {e}"));
+    }
+    String::from_utf8(bytes.to_vec())
+        .map_err(|e| format!("INF is neither UTF-8 nor UTF-16LE with a BOM: {e}"))
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::decode_inf;
+
+    #[test]
+    fn inf_decoding() {
+        assert_eq!(decode_inf(b"[Version]").unwrap(), "[Version]");
+        assert_eq!(decode_inf(&[0xff, 0xfe, b'[', 0, b'V', 0]).unwrap(), "[V");
+        assert!(decode_inf(&[0xc3, 0x28]).is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +561,31 @@ mod tests {
             vec!["Hello, world", "a\"b", "tail"]
         );
         assert_eq!(a.entry("copyfiles").unwrap().value(0), "%13%\\x.sys");
+    }
+
+    #[test]
+    fn ndi_params_gather_type_default_range_enum_and_description() {
+        let text =
+            "[A]\nHKR, Params\\Mode, ParamDesc, 0, %M%\nHKR, Params\\Mode, type, 0, \"enum\"\n\
+                    HKR, Params\\Mode, default, 0, \"a\"\nHKR, Params\\Mode\\enum, a, 0, \"A\"\n\
+                    HKR, params\\mode\\ENUM, b, 0, \"B\"\nHKR, Params\\N, type, 0, \"DWORD\"\n\
+                    HKR, Params\\N, min, 0, \"1\"\nHKR, Params\\N, max, 0, \"9\"\n\
+                    HKR, Ndi, Service, 0, \"x\"\n[Strings]\nM = \"the mode\"\n";
+        let inf = Inf::parse(text).unwrap();
+        let p = ndi_params(&inf.sections, "params");
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert_eq!(
+            (p[0].name.as_str(), p[0].ty.as_str(), p[0].default.as_str()),
+            ("Mode", "enum", "a")
+        );
+        assert_eq!(
+            (p[0].enums.clone(), p[0].desc.as_str()),
+            (vec!["a".into(), "b".into()], "the mode")
+        );
+        assert_eq!(
+            (p[1].ty.as_str(), p[1].min.as_deref(), p[1].max.as_deref()),
+            ("dword", Some("1"), Some("9"))
+        );
     }
 
     #[test]

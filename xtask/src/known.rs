@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::verify::Arch;
+use crate::arch::Arch;
 
 /// The modules a kernel driver of this project may import from, as their
 /// allow-list files are named.
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn arm64_irql_routines_are_hal_exports_only() {
         let known = KnownExports::load_default().unwrap();
-        for name in crate::verify::ARM64_HAL_IRQL {
+        for name in crate::arch::ARM64_HAL_IRQL {
             assert_eq!(
                 known.modules_exporting(Arch::Arm64, name),
                 vec!["hal.dll"],

@@ -7,8 +7,8 @@ mod bench;
 mod replay;
 mod simulate;
 
+use xtask::arch::Arch;
 use xtask::package::{self, Options};
-use xtask::verify::Arch;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>

@@ -45,28 +45,9 @@ pub struct Options {
     pub sign: crate::sign::SignMode,
 }
 
-/// The workspace root (the parent of `xtask/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-/// The cargo target directory: `$CARGO_TARGET_DIR` or `<root>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => {
-            let p = PathBuf::from(d);
-            if p.is_absolute() {
-                p
-            } else {
-                workspace_root().join(p)
-            }
-        }
-        _ => workspace_root().join("target"),
-    }
-}
+// The workspace root and target directory live in the `workspace-paths` crate (sysrun uses the
+// same); re-exported here for the callers that name them through `package`.
+pub use workspace_paths::{target_dir, workspace_root};
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
@@ -342,7 +323,7 @@ pub fn verify_dir(arch: Arch, dir: &Path, verbose: bool) -> Result<(), String> {
         arch,
         sys: read(names::SYS_FILE)?,
         pdb: read(names::PDB_FILE)?,
-        inf: decode_inf(&inf_bytes)?,
+        inf: inf::decode_inf(&inf_bytes)?,
     };
     // A package xtask signed carries mdlpool.cat and mdlpool-test.cer: check both
     // signatures and the catalog's members. A catalog without the certificate
@@ -428,19 +409,6 @@ fn print_signature(s: &crate::sign::Signed) {
     }
 }
 
-/// INF text as UTF-8 or UTF-16LE with BOM (stampinf keeps the encoding of its input).
-pub fn decode_inf(bytes: &[u8]) -> Result<String, String> {
-    if let Some(rest) = bytes.strip_prefix(&[0xff, 0xfe]) {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .collect();
-        return String::from_utf16(&units).map_err(|e| format!("INF is not valid UTF-16LE: {e}"));
-    }
-    String::from_utf8(bytes.to_vec())
-        .map_err(|e| format!("INF is neither UTF-8 nor UTF-16LE with a BOM: {e}"))
-}
-
 fn print_summary(built: &Built, report: &Report, dir: &Path, verbose: bool) {
     let f = &report.facts;
     let mut modules: Vec<String> = f.imports.iter().map(|(m, _)| m.clone()).collect();
@@ -509,13 +477,6 @@ mod tests {
             );
         }
         assert!(args.iter().any(|a| a.starts_with("/SUBSYSTEM:NATIVE")));
-    }
-
-    #[test]
-    fn inf_decoding() {
-        assert_eq!(decode_inf(b"[Version]").unwrap(), "[Version]");
-        assert_eq!(decode_inf(&[0xff, 0xfe, b'[', 0, b'V', 0]).unwrap(), "[V");
-        assert!(decode_inf(&[0xc3, 0x28]).is_err());
     }
 
     #[test]

@@ -6,16 +6,20 @@
 //!
 //! Owns: this table and the `pool_tags.*` checks. Must not: touch the other checks of `verify`.
 
-use crate::verify::{Arch, Check, Report};
+use crate::arch::Arch;
+use crate::verify::report::{Check, Report};
 
-/// (tag, what it marks): the same table as the driver's `names::tags` and README.
-pub const TAGS: [(&[u8; 4], &str); 5] = [
-    (b"MdlP", "MDL blocks of the pool (and its magazine arrays)"),
-    (b"MdlM", "filter module contexts"),
-    (b"MdlN", "NBL context blocks NDIS allocates for the filter"),
-    (b"MdlO", "cloned OID requests"),
-    (b"MdlT", "the trim timer object"),
-];
+/// (tag bytes, what it marks): the driver's own table, `mdlpool_names::tags::ALL` (README names each).
+pub const TAGS: [([u8; 4], &str); mdlpool_names::tags::ALL.len()] = {
+    let all = mdlpool_names::tags::ALL;
+    let mut t = [([0; 4], ""); mdlpool_names::tags::ALL.len()];
+    let mut i = 0;
+    while i < all.len() {
+        t[i] = (all[i].0.to_le_bytes(), all[i].1);
+        i += 1;
+    }
+    t
+};
 
 /// Whether the image uses `tag`: its bytes anywhere in the image (an amd64 immediate, possibly part
 /// of a 64-bit one that also sets a neighbouring field, or a literal), or (arm64) its two 16-bit halves
@@ -60,8 +64,8 @@ pub fn verify(arch: Arch, sys: &[u8], report: &mut Report) {
         detail: format!("{} pool tags, all different: {distinct}", TAGS.len()),
     });
     for (tag, what) in TAGS {
-        let used = image_uses(arch, sys, tag);
-        let name = String::from_utf8_lossy(tag);
+        let used = image_uses(arch, sys, &tag);
+        let name = String::from_utf8_lossy(&tag);
         report.checks.push(Check {
             id: "pool_tags.used",
             passed: used,
@@ -107,7 +111,7 @@ mod tests {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
             .expect("README.md");
         for (tag, _) in TAGS {
-            let t = format!("`{}`", String::from_utf8_lossy(tag));
+            let t = format!("`{}`", String::from_utf8_lossy(&tag));
             assert!(readme.contains(&t), "README does not name pool tag {t}");
         }
     }

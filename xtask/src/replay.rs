@@ -404,7 +404,7 @@ pub fn run(sys: &Path, pcap: &Path, modes: &[&str], cpus: usize) -> Result<(), S
                 _ => "identical to the capture",
             }
         );
-        let script = xtask::package::workspace_root()
+        let script = workspace_paths::workspace_root()
             .join("windbg")
             .join("mdlpool.js");
         println!("{}\n", sysrun::stats::render_table(&dump, &script, false)?);

@@ -332,7 +332,9 @@ mod linux {
             sys.display()
         ));
         }
-        let script = package::workspace_root().join("windbg").join("mdlpool.js");
+        let script = workspace_paths::workspace_root()
+            .join("windbg")
+            .join("mdlpool.js");
         let table = sysrun::stats::render_table(&dump, &script, false)?;
         println!("\n{table}");
         Ok(())

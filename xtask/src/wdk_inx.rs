@@ -37,7 +37,7 @@ pub fn write(root: &Path) -> Result<(PathBuf, Outcome), String> {
 
 /// The command.
 pub fn run() -> Result<(), String> {
-    let (path, outcome) = write(&crate::package::workspace_root())?;
+    let (path, outcome) = write(&workspace_paths::workspace_root())?;
     match outcome {
         Outcome::Written => println!("wrote {} (a copy of {TEMPLATE})", path.display()),
         Outcome::AlreadyCurrent => println!("{} is already a copy of {TEMPLATE}", path.display()),
@@ -75,7 +75,7 @@ mod tests {
     fn cargo_wdk_name_is_the_driver_package_name() {
         // cargo-wdk: `<package name with '-' replaced by '_'>.inx`.
         let manifest =
-            std::fs::read_to_string(crate::package::workspace_root().join("Cargo.toml")).unwrap();
+            std::fs::read_to_string(workspace_paths::workspace_root().join("Cargo.toml")).unwrap();
         let package = &manifest[manifest.find("\n[package]").expect("a [package]")..];
         let name = package
             .lines()

@@ -360,6 +360,11 @@ fn inf_lwf_rules_each_fail_on_their_own() {
             "default,   0, \"15\"",
             &["inf.config_defaults"],
         ),
+        (
+            "max,       0, \"4094\"",
+            "max,       0, \"4095\"",
+            &["inf.config_params"],
+        ),
     ];
     for (from, to, want) in cases {
         assert!(

@@ -1,6 +1,6 @@
 //! The WinDbg files against the real PDB of the amd64 package: the shipped NatVis and script pass, a
 //! copy of either with one field renamed fails the package check, and the statistics root has, in the
-//! PDB the debugger reads, exactly the layout `src/stats.rs` documents (which `windbg/test/` and sysrun
+//! PDB the debugger reads, exactly the layout `src/stats/mod.rs` documents (which `windbg/test/` and sysrun
 //! also rely on).
 
 use std::collections::BTreeSet;
@@ -146,7 +146,7 @@ fn a_type_renamed_in_the_script_fails_the_check() {
     );
 }
 
-/// The documented layout (src/stats.rs module table; windbg/test/mdlpool.test.js lays out the same).
+/// The documented layout (src/stats/mod.rs module table; windbg/test/mdlpool.test.js lays out the same).
 const ROOT_LAYOUT: &[(&str, u64)] = &[
     ("magic", 0x00),
     ("version", 0x08),

@@ -2,7 +2,7 @@
 //! cargo-fuzz crate (`fuzz/`, nightly, libFuzzer + AddressSanitizer) and the corpus regression test
 //! (`tests/corpus.rs`, stable, `cargo test --workspace`) run the very same logic.
 //!
-//! - [`nb_cursor`]: `nb.rs` (retreat record, retreat, cursor reads/writes, advance, park, restore) over
+//! - [`nb_cursor`]: `nb/` (retreat record, retreat, cursor reads/writes, advance, park, restore) over
 //!   arbitrary MDL chains against ndis-sim's retreat/advance;
 //! - [`transforms`]: exercise, vlan send and vlan receive-inline over arbitrary frames and chains,
 //!   against an independent model of the bytes each must produce;
@@ -19,6 +19,7 @@
 pub mod chain;
 mod filter_ops;
 mod nb_cursor;
+mod run;
 mod transforms;
 
 pub use filter_ops::filter_ops;

@@ -12,31 +12,19 @@
 //! (nothing in flight in the pool; ndis-sim's leak, foreign-free and double-free checks at finish).
 
 use crate::chain;
+use crate::run::Run;
 use arbitrary::{Result, Unstructured};
 use mdlpool::nb::{self, MdlHandlers, RetreatRecord, Retreated};
+use mdlpool::ndis::NetBuffer;
 use ndis_sim::kernel::at_irql;
 use ndis_sim::testkit::{NbLayout, TestNbl};
-use ndis_sim::{Sim, SimConfig};
 use ndis_sys::*;
 
 /// Runs the target on one input.
 pub fn nb_cursor(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let sim = Sim::start(SimConfig {
-        cpus: 1,
-        deterministic: true,
-        ..SimConfig::default()
-    });
-    let use_pool = u.arbitrary::<bool>().unwrap_or(true);
-    if use_pool {
-        mdlpool::mdl_handlers::install(&mdlpool::driver::default_pool_config())
-            .expect("pool install");
-    }
-    let handlers = if use_pool {
-        mdlpool::filter::module::POOL_HANDLERS
-    } else {
-        MdlHandlers::NDIS_DEFAULT
-    };
+    let run = Run::begin(&mut u);
+    let (handlers, use_pool) = (run.handlers, run.use_pool);
     let layouts = layouts(&mut u).unwrap_or_else(|_| {
         vec![NbLayout {
             mdl_lengths: vec![64],
@@ -50,12 +38,7 @@ pub fn nb_cursor(data: &[u8]) {
         let _ = scenario(&mut u, t.nb(i), handlers, use_pool);
     }
     drop(t);
-    if use_pool {
-        // SAFETY: every handler call of this run has returned; no module exists.
-        let report = unsafe { mdlpool::mdl_handlers::uninstall() }.expect("pool installed");
-        assert!(report.is_clean(), "pool leak report: {report:?}");
-    }
-    sim.finish();
+    run.end();
 }
 
 fn layouts(u: &mut Unstructured) -> Result<Vec<NbLayout>> {
@@ -171,8 +154,10 @@ fn scenario(
     // Cursor writes: a pattern over the retreated bytes, then reads anywhere in the data.
     let seed = u.arbitrary::<u8>()?;
     let pat = |i: usize| (i as u8).wrapping_mul(31) ^ seed;
-    // SAFETY: (fuzz) our retreated space.
-    unsafe { nb::fill_at(nbp, 0, delta as usize, pat) }.expect("fill of the retreated range");
+    // SAFETY: (fuzz) the NB is ours, valid and mapped for the rest of the run.
+    let net = unsafe { NetBuffer::new_unchecked(nbp) };
+    // Our retreated space.
+    nb::fill_at(net, 0, delta as usize, pat).expect("fill of the retreated range");
     // SAFETY: as above.
     let data_now = unsafe { chain::data(nbp) };
     for (i, &b) in data_now[..delta as usize].iter().enumerate() {
@@ -193,15 +178,14 @@ fn scenario(
         let off = u.int_in_range(0..=len_total)?;
         let len = u.int_in_range(0..=len_total - off)? as usize;
         let mut buf = vec![0u8; len];
-        // SAFETY: as above, read only.
-        unsafe { nb::read_at(nbp, off, &mut buf) }.expect("read inside the data");
+        nb::read_at(net, off, &mut buf).expect("read inside the data");
         assert_eq!(buf, data_now[off as usize..off as usize + len]);
         // A write of the same bytes back, and one past the end that must be refused untouched.
-        // SAFETY: as above; the bytes written are those already there.
-        unsafe { nb::write_at(nbp, off, &buf) }.expect("write inside the data");
+        // The bytes written are those already there.
+        nb::write_at(net, off, &buf).expect("write inside the data");
         let too_far = vec![0xEEu8; len + 1];
-        // SAFETY: as above; refused before writing.
-        let r = unsafe { nb::write_at(nbp, len_total - len as u32, &too_far) };
+        // Refused before writing.
+        let r = nb::write_at(net, len_total - len as u32, &too_far);
         assert_eq!(r, Err(nb::NbError::TooShort));
         // SAFETY: as above.
         let after_writes = unsafe { chain::data(nbp) };

@@ -11,43 +11,25 @@
 //! block.
 
 use crate::chain;
+use crate::run::Run;
 use arbitrary::{Result, Unstructured};
 use mdlpool::nb::{self, MdlHandlers, RetreatRecord};
 use mdlpool::transform::{exercise, vlan, vlan::VlanTag, TransformError};
 use ndis_sim::kernel::at_irql;
 use ndis_sim::testkit::TestNbl;
-use ndis_sim::{Sim, SimConfig};
 use ndis_sys::*;
 
 /// Runs the target on one input.
 pub fn transforms(data: &[u8]) {
     let mut u = Unstructured::new(data);
-    let sim = Sim::start(SimConfig {
-        cpus: 1,
-        deterministic: true,
-        ..SimConfig::default()
-    });
-    let use_pool = u.arbitrary::<bool>().unwrap_or(true);
-    if use_pool {
-        mdlpool::mdl_handlers::install(&mdlpool::driver::default_pool_config())
-            .expect("pool install");
-    }
-    let handlers = if use_pool {
-        mdlpool::filter::module::POOL_HANDLERS
-    } else {
-        MdlHandlers::NDIS_DEFAULT
-    };
+    let run = Run::begin(&mut u);
+    let (handlers, use_pool) = (run.handlers, run.use_pool);
     for _ in 0..u.int_in_range(1..=3u8).unwrap_or(1) {
         if one(&mut u, handlers, use_pool).is_err() {
             break;
         }
     }
-    if use_pool {
-        // SAFETY: every handler call of this run has returned; no module exists.
-        let report = unsafe { mdlpool::mdl_handlers::uninstall() }.expect("pool installed");
-        assert!(report.is_clean(), "pool leak report: {report:?}");
-    }
-    sim.finish();
+    run.end();
 }
 
 /// An arbitrary frame: a length (jumbo sizes included), the first bytes from the input (so a fuzzer

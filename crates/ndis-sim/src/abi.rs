@@ -1,22 +1,24 @@
-//! The two calling conventions of the simulated kernel, and the export table.
+//! The two calling conventions of the simulated kernel, and how an export is defined (the table
+//! itself is `exports.rs`, at the top).
 //!
 //! Every routine ndis-sys imports is defined exactly once, inside a `sim_exports!` block. The macro
 //! emits, for each routine:
 //! - the `#[no_mangle] pub unsafe extern "system" fn` that the link seam resolves when a test binary
 //!   links the driver's source against ndis-sim;
 //! - on x86_64 hosts, an `extern "win64"` entry that forwards to it, for a driver image loaded from a
-//!   real `.sys` (issue 8, `sysrun`), whose import table is bound through [`exports`];
-//! - a row `(module, name, win64 entry)` in the table [`exports`] returns.
+//!   real `.sys` (issue 8, `sysrun`), whose import table is bound through [`crate::exports()`];
+//! - a row `(module, name, win64 entry)` that its file's `register_exports` appends to the table
+//!   [`crate::exports()`] returns (the table itself lives in the top module, `exports.rs`).
 //!
 //! While a win64 entry runs, [`caller_abi`] answers [`Abi::Win64`]; routines that record driver
 //! callbacks (filter registration, the NetAllocateMdl/NetFreeMdl handlers of retreat/advance, timers)
 //! store that convention with the pointer and call back through [`Callback::invoke`], so the same
 //! simulator serves both the linked source and a loaded image.
 //!
-//! This module owns no simulator state; it must not call back into the driver itself.
+//! Layer 1 (the bottom, beside the CPUs and the verifier): this module owns no simulator state and imports no other module of the
+//! crate; it must not call back into the driver itself.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
 
 /// The calling convention of a driver-supplied function pointer (or of the caller of an export).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,31 +69,6 @@ pub struct Export {
     pub win64: usize,
     /// Address of the `extern "system"` entry.
     pub system: usize,
-}
-
-/// The name → routine table of every routine ndis-sim exports (each appears once).
-pub fn exports() -> &'static [Export] {
-    static TABLE: OnceLock<Vec<Export>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Vec::new();
-        crate::kernel::register_exports(&mut t);
-        crate::kernel::register_extra_exports(&mut t);
-        crate::mem::register_exports(&mut t);
-        crate::mem::ndis_mem::register_exports(&mut t);
-        crate::nbl::register_exports(&mut t);
-        crate::filter::register_exports(&mut t);
-        crate::misc::register_exports(&mut t);
-        crate::mapping::register_exports(&mut t);
-        t.sort_by(|a, b| (a.module, a.name).cmp(&(b.module, b.name)));
-        t
-    })
-}
-
-/// Looks up an export by name (module names are matched case-insensitively when given).
-pub fn find_export(module: Option<&str>, name: &str) -> Option<&'static Export> {
-    exports()
-        .iter()
-        .find(|e| e.name == name && module.is_none_or(|m| m.eq_ignore_ascii_case(e.module)))
 }
 
 /// Runs an export's body; a panic inside the simulator must not unwind into driver frames, so it

@@ -27,9 +27,17 @@
 //!
 //! Owns: the conversion. Must not call driver code.
 
-use crate::stack::ConfigValue;
 use ndis_sys::*;
 use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A value in a module's configuration map (what NdisReadConfiguration reads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigValue {
+    /// A REG_DWORD.
+    Int(u32),
+    /// A REG_SZ (also parsed as a number when an integer is asked for, as NDIS does).
+    Str(String),
+}
 
 /// Which documented reading of NdisReadConfiguration the simulation follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

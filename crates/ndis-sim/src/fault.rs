@@ -148,7 +148,7 @@ pub(crate) fn should_fail(site: AllocSite, size: usize, tag: u32) -> bool {
         site,
         size,
         tag,
-        cpu: crate::kernel::current_cpu(),
+        cpu: crate::cpu::current_cpu(),
         index: rules.1,
     };
     // The predicate runs without the table lock held.

@@ -1,197 +1,24 @@
-//! Virtual CPUs, IRQL, processor numbers, spin locks, bug checks and DbgPrintEx.
+//! The kernel routines: processor numbers, IRQL (the driver's view of [`crate::cpu`]), spin locks,
+//! bug checks, DbgPrintEx and the CRT helpers.
 //!
-//! A virtual CPU is an index `0..cpus`. Every host thread is bound to one (default 0; runner threads
-//! bind themselves with [`bind_thread_to_cpu`]) and has its own IRQL. Raising from below DISPATCH_LEVEL
-//! to DISPATCH_LEVEL or above takes the CPU's *dispatch ownership*, which only one thread can hold at a
-//! time: code at DISPATCH_LEVEL on CPU k therefore runs exclusively on CPU k, which is exactly the
-//! guarantee per-CPU data relies on in the kernel, while PASSIVE_LEVEL code on one CPU may interleave.
+//! A routine of layer 3 (see the crate doc). The virtual CPUs and their IRQL live in
+//! [`crate::cpu`] (re-exported here under their old paths, e.g. `kernel::at_irql`); the IRQL checks
+//! that report findings in [`crate::verifier`].
 //!
-//! This module owns the per-thread CPU/IRQL state and the spin-lock words' protocol; it calls no
-//! driver code.
+//! This module owns the spin-lock words' protocol and DbgPrintEx's formatting; it calls no driver
+//! code.
 
 use crate::verifier::{self, rules};
 use ndis_sys::*;
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
-/// Most virtual CPUs a simulation can have.
-pub const MAX_CPUS: usize = 256;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-static CPU_COUNT: AtomicUsize = AtomicUsize::new(1);
-static CPUS_PER_GROUP: AtomicUsize = AtomicUsize::new(64);
-static DETERMINISTIC: AtomicBool = AtomicBool::new(false);
-static NEXT_TOKEN: AtomicUsize = AtomicUsize::new(1);
-static OWNERS: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
-
-thread_local! {
-    static CPU: Cell<usize> = const { Cell::new(0) };
-    static IRQL: Cell<KIRQL> = const { Cell::new(PASSIVE_LEVEL) };
-    static TOKEN: usize = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-}
-
-pub(crate) fn configure(cpus: usize, per_group: usize, deterministic: bool) {
-    assert!(
-        (1..=MAX_CPUS).contains(&cpus),
-        "cpus must be 1..={MAX_CPUS}"
-    );
-    assert!(
-        (1..=64).contains(&per_group),
-        "cpus_per_group must be 1..=64"
-    );
-    CPU_COUNT.store(cpus, Ordering::SeqCst);
-    CPUS_PER_GROUP.store(per_group, Ordering::SeqCst);
-    DETERMINISTIC.store(deterministic, Ordering::SeqCst);
-    for o in OWNERS.iter() {
-        o.store(0, Ordering::SeqCst);
-    }
-    CPU.with(|c| c.set(0));
-    IRQL.with(|i| i.set(PASSIVE_LEVEL));
-}
-
-/// Number of virtual CPUs of the running simulation.
-pub fn cpu_count() -> usize {
-    CPU_COUNT.load(Ordering::Relaxed)
-}
-
-/// The virtual CPU the calling thread runs on.
-pub fn current_cpu() -> usize {
-    CPU.with(|c| c.get())
-}
-
-/// The calling thread's current IRQL.
-pub fn current_irql() -> KIRQL {
-    IRQL.with(|i| i.get())
-}
-
-/// Binds the calling thread to virtual CPU `cpu`. The thread must be below DISPATCH_LEVEL (a thread
-/// at DISPATCH_LEVEL is pinned, as in the kernel).
-pub fn bind_thread_to_cpu(cpu: usize) {
-    assert!(
-        cpu < cpu_count(),
-        "virtual CPU {cpu} does not exist ({} configured)",
-        cpu_count()
-    );
-    assert!(
-        current_irql() < DISPATCH_LEVEL,
-        "cannot migrate a thread at DISPATCH_LEVEL"
-    );
-    CPU.with(|c| c.set(cpu));
-}
-
-fn token() -> usize {
-    TOKEN.with(|t| *t)
-}
-
-fn acquire_cpu(cpu: usize) {
-    let me = token();
-    let slot = &OWNERS[cpu];
-    let mut spins: u64 = 0;
-    let mut since: Option<Instant> = None;
-    loop {
-        match slot.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(owner) if owner == me => return,
-            Err(_) => {}
-        }
-        if DETERMINISTIC.load(Ordering::Relaxed) {
-            eprintln!("ndis-sim: virtual CPU {cpu} is held at DISPATCH_LEVEL by another thread in deterministic mode; aborting");
-            std::process::abort();
-        }
-        spins += 1;
-        if spins.is_multiple_of(1024) {
-            // A diagnostic, not an assertion: a thread stuck this long means a lost lower.
-            let t = *since.get_or_insert_with(Instant::now);
-            if t.elapsed() > Duration::from_secs(120) {
-                eprintln!(
-                    "ndis-sim: virtual CPU {cpu} dispatch ownership never released; aborting"
-                );
-                std::process::abort();
-            }
-        }
-        std::thread::yield_now();
-    }
-}
-
-fn release_cpu(cpu: usize) {
-    let _ = OWNERS[cpu].compare_exchange(token(), 0, Ordering::Release, Ordering::Relaxed);
-}
-
-/// Sets the calling thread's IRQL, taking or releasing its CPU's dispatch ownership on a crossing.
-pub fn set_irql(new: KIRQL) {
-    let old = current_irql();
-    let cpu = current_cpu();
-    if old < DISPATCH_LEVEL && new >= DISPATCH_LEVEL {
-        acquire_cpu(cpu);
-    } else if old >= DISPATCH_LEVEL && new < DISPATCH_LEVEL {
-        release_cpu(cpu);
-    }
-    IRQL.with(|i| i.set(new));
-}
-
-/// Runs `f` at `irql` (raising or lowering as needed) and restores the previous IRQL afterwards.
-pub fn at_irql<R>(irql: KIRQL, f: impl FnOnce() -> R) -> R {
-    let old = current_irql();
-    set_irql(irql);
-    let r = f();
-    set_irql(old);
-    r
-}
-
-/// Runs `f` as if on another virtual CPU: the calling thread's CPU and IRQL are switched to `cpu` at
-/// `irql` (taking `cpu`'s dispatch ownership when `irql` >= DISPATCH_LEVEL) and put back afterwards,
-/// without lowering the caller's own IRQL or giving up its CPU. The deterministic interleaving
-/// ([`crate::race`]) uses it to run an event of another CPU at a preemption point inside a driver
-/// call; a test filter can use it to act "from another CPU" at a chosen point. `cpu` must differ
-/// from the caller's CPU.
-pub fn on_other_cpu<R>(cpu: usize, irql: KIRQL, f: impl FnOnce() -> R) -> R {
-    let (old_cpu, old_irql) = (current_cpu(), current_irql());
-    assert_ne!(cpu, old_cpu, "on_other_cpu needs another CPU");
-    CPU.with(|c| c.set(cpu));
-    IRQL.with(|i| i.set(PASSIVE_LEVEL));
-    set_irql(irql);
-    let r = f();
-    set_irql(PASSIVE_LEVEL);
-    CPU.with(|c| c.set(old_cpu));
-    IRQL.with(|i| i.set(old_irql));
-    r
-}
-
-/// Whether the simulation runs in deterministic mode.
-pub(crate) fn deterministic() -> bool {
-    DETERMINISTIC.load(Ordering::Relaxed)
-}
-
-/// Reports IRQL_TOO_HIGH when the caller's IRQL exceeds `max`; returns whether the IRQL was fine.
-pub(crate) fn check_irql(routine: &str, max: KIRQL, object: usize) -> bool {
-    let irql = current_irql();
-    if irql > max {
-        verifier::report(
-            rules::IRQL_TOO_HIGH,
-            object,
-            format!("{routine} called at IRQL {irql}, maximum {max}"),
-        );
-        false
-    } else {
-        true
-    }
-}
-
-/// Checks that a *_DISPATCH_LEVEL flag bit matches the caller's IRQL.
-pub(crate) fn check_dispatch_flag(routine: &str, flag_set: bool, object: usize) {
-    let irql = current_irql();
-    let at_dispatch = irql == DISPATCH_LEVEL;
-    if flag_set != at_dispatch {
-        verifier::report(
-            rules::DISPATCH_FLAG_MISMATCH,
-            object,
-            format!(
-                "{routine}: DISPATCH_LEVEL flag is {} but the caller runs at IRQL {irql}",
-                flag_set as u8
-            ),
-        );
-    }
-}
+pub use crate::cpu::{
+    at_irql, bind_thread_to_cpu, cpu_count, current_cpu, current_irql, on_other_cpu, set_irql,
+    MAX_CPUS,
+};
+pub(crate) use crate::cpu::{configure, cpus_per_group, deterministic};
+pub(crate) use crate::verifier::{check_dispatch_flag, check_irql};
 
 fn lock_word<'a>(lock: *mut KSPIN_LOCK) -> &'a std::sync::atomic::AtomicUsize {
     // SAFETY: a KSPIN_LOCK is a pointer-sized, pointer-aligned word that the driver gave us for the
@@ -215,7 +42,7 @@ fn spin_acquire(routine: &str, lock: *mut KSPIN_LOCK) {
         .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         .is_err()
     {
-        if DETERMINISTIC.load(Ordering::Relaxed) {
+        if deterministic() {
             eprintln!("ndis-sim: spin lock {lock:p} held by CPU {} in deterministic mode (lost release); aborting", word.load(Ordering::Relaxed).wrapping_sub(1));
             std::process::abort();
         }
@@ -384,7 +211,7 @@ crate::sim_exports! {
     fn KeGetCurrentProcessorNumberEx(proc_number: *mut PROCESSOR_NUMBER) -> u32 {
         let cpu = current_cpu();
         if !proc_number.is_null() {
-            let per = CPUS_PER_GROUP.load(Ordering::Relaxed);
+            let per = cpus_per_group();
             // SAFETY: the caller passes a writable PROCESSOR_NUMBER or NULL.
             unsafe {
                 proc_number.write(PROCESSOR_NUMBER { Group: (cpu / per) as u16, Number: (cpu % per) as u8, Reserved: 0 })
@@ -408,7 +235,7 @@ crate::sim_exports! {
     /// mode: traffic threads advance the clock too) have returned.
     fn KeFlushQueuedDpcs() {
         check_irql("KeFlushQueuedDpcs", PASSIVE_LEVEL, 0);
-        crate::misc::flush_queued_dpcs();
+        crate::timers::flush_queued_dpcs();
     }
 
     /// `KeAcquireSpinLockRaiseToDpc`: IRQL <= DISPATCH_LEVEL; raises to DISPATCH_LEVEL.
@@ -546,7 +373,7 @@ fn processors_in(group: u16) -> u32 {
     if group == ALL_PROCESSOR_GROUPS {
         return n as u32;
     }
-    let per = CPUS_PER_GROUP.load(Ordering::Relaxed);
+    let per = cpus_per_group();
     let start = group as usize * per;
     n.saturating_sub(start).min(per) as u32
 }

@@ -27,8 +27,8 @@
 //! Owns: the decoys and the mapping table. Must not call driver code.
 
 use crate::fault::{self, AllocSite};
-use crate::kernel::check_irql;
 use crate::mem::{self, Owner};
+use crate::verifier::check_irql;
 use crate::verifier::{self, rules};
 use ndis_sys::*;
 use std::collections::HashMap;

@@ -8,7 +8,7 @@
 //! larger ones are page-aligned. This module never calls driver code.
 
 use crate::fault::{self, AllocSite};
-use crate::kernel::check_irql;
+use crate::verifier::check_irql;
 use crate::verifier::{self, rules};
 use ndis_sys::*;
 use std::alloc::Layout;

@@ -60,15 +60,16 @@
 //! within a few events, it is made at top level). The same seed makes the same calls in the same
 //! order, so a race found once replays exactly; `finish` prints the seed with any finding.
 //!
-//! Owns: the mode, the per-adapter gates and in-call records, the schedule. Must not call the driver
-//! except through the stack/filter flows it drives.
+//! Owns: the mode, the gates, the claims and the judging over the per-adapter in-call records (the
+//! records themselves are stack state, `stack::AdapterRace`), the schedule. A routine of layer 3:
+//! the other CPUs' events it runs at preemption points and lifecycle waits are the flows' own
+//! (`Events`, installed by `flows/` at [`crate::Sim::start`]); it never imports them.
 
 use crate::fault::splitmix64;
 use crate::kernel;
-use crate::stack::{self, stack, ModuleState};
+use crate::stack::{self, stack, AdapterRace, ModuleState};
 use ndis_sys::*;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -143,38 +144,6 @@ pub(crate) fn exclusive(lifecycle: bool) -> Exclusive {
     } else {
         Exclusive::None
     }
-}
-
-/// Per-adapter concurrency state (concurrent mode; the in-call records in both modes).
-#[derive(Default)]
-pub(crate) struct AdapterRace {
-    /// The protocol above may send (opened once the module runs, closed when a pause begins).
-    pub proto_open: bool,
-    /// The miniport below may indicate (opened when a restart begins, closed after a pause).
-    pub mp_open: bool,
-    /// NDIS→filter data-path calls claimed and not yet returned.
-    pub calls: usize,
-    /// ... of which protocol sends.
-    pub sending: usize,
-    /// OIDs and status indications in progress.
-    pub ctl: usize,
-    /// A detach is under way: no new OIDs or status indications.
-    pub detaching: bool,
-    /// Pause completions so far (the line of the module docs).
-    pub epoch: u64,
-    /// Pauses under way or done whose FilterPause call has returned. A receive NDIS issued before
-    /// the current pause's FilterPause returned is not a *new* indication to the filter
-    /// (RECEIVE_PASSED_WHILE_PAUSING): the filter changes its own state somewhere inside FilterPause,
-    /// and a receive issued while FilterPause still ran may have met it Running; one issued after
-    /// met it Pausing, whatever the interleaving.
-    pub begun: u64,
-    /// A FilterPause call is in progress (entered, not returned): a receive passed on meanwhile
-    /// cannot be judged new, whenever it was issued.
-    pub pause_in_call: bool,
-    /// NBLs inside a data-path call in progress: (pause epoch at issue, issuing thread, its CPU,
-    /// the call's serial — an NBL freed inside the call may be reallocated at the same address and
-    /// issued in another call before this one ends —, pauses begun at issue).
-    pub in_call: HashMap<usize, (u64, u64, usize, u64, u64)>,
 }
 
 fn with<R>(id: usize, f: impl FnOnce(&mut AdapterRace, ModuleState) -> R) -> R {
@@ -444,6 +413,29 @@ static ARMED_PAUSE: Mutex<Option<usize>> = Mutex::new(None);
 /// FilterPause calls made by the schedule: (adapter, status).
 static FIRED_PAUSE: Mutex<Vec<(usize, NDIS_STATUS)>> = Mutex::new(Vec::new());
 
+/// What the schedule runs as another CPU's work: the flows above install it ([`crate::flows`]), as
+/// this module must not import them.
+pub(crate) struct Events {
+    /// One event of "another CPU" on an adapter, drawn from a number of the schedule: a miniport
+    /// indication, send completions, protocol returns, a status indication or a clock tick.
+    pub background: fn(usize, u64),
+    /// The FilterPause call of a pause (returns FilterPause's status).
+    pub pause_call: fn(usize) -> NDIS_STATUS,
+}
+
+static EVENTS: std::sync::OnceLock<Events> = std::sync::OnceLock::new();
+
+/// Installs the schedule's events (once per process; always the same functions).
+pub(crate) fn install_events(e: Events) {
+    let _ = EVENTS.set(e);
+}
+
+fn events() -> &'static Events {
+    EVENTS
+        .get()
+        .expect("Sim::start installs the schedule's events")
+}
+
 /// The next number of the schedule (deterministic: one thread draws them in program order).
 pub(crate) fn next_random() -> u64 {
     let mut r = SCHED_RNG.load(Ordering::Relaxed);
@@ -488,7 +480,7 @@ pub(crate) fn preemption_point(site: &'static str, dispatch_safe: bool) {
             crate::verifier::log(format!(
                 "[sched] FilterPause (adapter {id}) on cpu{cpu} inside {site} on cpu{here}"
             ));
-            let st = kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || crate::filter::pause_call(id));
+            let st = kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || (events().pause_call)(id));
             FIRED_PAUSE
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -498,56 +490,13 @@ pub(crate) fn preemption_point(site: &'static str, dispatch_safe: bool) {
             let n = stack().adapters.len();
             if n > 0 {
                 let id = (r >> 24) as usize % n;
-                kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || background_event(id, next_random()));
+                kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || {
+                    (events().background)(id, next_random())
+                });
             }
         }
     }
     DEPTH.with(|d| d.set(0));
-}
-
-/// One event of "another CPU" (deterministic schedule): a miniport indication, send completions,
-/// protocol returns, a status indication or a clock tick (timer DPCs). Never a new protocol send
-/// (the protocol is paused whenever lifecycle work is in progress).
-pub(crate) fn background_event(id: usize, r: u64) {
-    let shape = crate::stack::NblShape {
-        nbls: 1 + (r >> 40) as usize % 2,
-        ..crate::stack::NblShape::default()
-    };
-    match r % 6 {
-        0 | 1 => {
-            if claim_indicate(id) {
-                let flags = if (r >> 8).is_multiple_of(3) {
-                    NDIS_RECEIVE_FLAGS_RESOURCES
-                } else {
-                    0
-                };
-                kernel::at_irql(DISPATCH_LEVEL, || {
-                    stack::miniport_indicate(id, &shape, flags)
-                });
-                release(id);
-            }
-        }
-        2 => {
-            let mut seed = r >> 16;
-            stack::pump_sends(id, 1 + (r >> 20) as usize % 3, &mut seed);
-        }
-        3 => {
-            kernel::at_irql(DISPATCH_LEVEL, || {
-                stack::return_some(id, 1 + (r >> 20) as usize % 3)
-            });
-        }
-        4 => {
-            if claim_ctl(id) {
-                kernel::at_irql(DISPATCH_LEVEL, || {
-                    crate::filter::miniport_status(id, NDIS_STATUS_LINK_STATE)
-                });
-                release_ctl(id);
-            }
-        }
-        _ => {
-            crate::misc::advance_clock_ms(1 + (r >> 12) % 20);
-        }
-    }
 }
 
 /// Schedule hook of the lifecycle waits (deterministic interleaving): runs a few other-CPU events
@@ -569,9 +518,9 @@ pub(crate) fn wait_tick() {
         let id = (r >> 24) as usize % n;
         DEPTH.with(|d| d.set(1));
         if cpu == home {
-            background_event(id, r);
+            (events().background)(id, r);
         } else {
-            kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || background_event(id, r));
+            kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || (events().background)(id, r));
         }
         DEPTH.with(|d| d.set(0));
         let _ = k;
@@ -620,16 +569,16 @@ pub(crate) fn scheduled_pause(id: usize) -> Option<NDIS_STATUS> {
         let cpu = (r >> 32) as usize % cpus;
         let other = (r >> 24) as usize % n;
         if cpu == home {
-            background_event(other, r);
+            (events().background)(other, r);
         } else {
-            kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || background_event(other, r));
+            kernel::on_other_cpu(cpu, PASSIVE_LEVEL, || (events().background)(other, r));
         }
     }
     match take_fired_pause(id) {
         Some(st) => Some(st),
         None => {
             crate::verifier::log(format!("[sched] FilterPause (adapter {id}) at top level"));
-            Some(crate::filter::pause_call(id))
+            Some((events().pause_call)(id))
         }
     }
 }

@@ -6,8 +6,11 @@
 //! test learns about them from [`crate::SimGuard::finish`], which fails on any finding the test did
 //! not announce with [`crate::SimGuard::expect_finding`].
 //!
-//! This module owns the finding list and the per-test log; it must not call into the driver.
+//! Layer 1 (above `cpu`): owns the finding list, the per-test log and the IRQL checks that report findings
+//! (`check_irql`, `check_dispatch_flag`); imports only [`crate::cpu`] below it; it must not call
+//! into the driver.
 
+use ndis_sys::{DISPATCH_LEVEL, KIRQL};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{LazyLock, Mutex};
@@ -149,11 +152,11 @@ pub mod rules {
     pub const HEADROOM_CORRUPTED: &str = "HEADROOM_CORRUPTED";
     /// A send reached the miniport with its MAC header (14 bytes, 18 when tagged) not wholly inside
     /// the MDL holding the data start, although the protocol handed it down that way (evidence in
-    /// `wire.rs`).
+    /// `wire/mod.rs`).
     pub const MAC_HEADER_SPLIT: &str = "MAC_HEADER_SPLIT";
     /// A send reached the miniport with a TcpHeaderOffset (checksum or LSO info) or UdpHeaderOffset
     /// (USO info) that does not point at the TCP/UDP header of the bytes it carries (evidence in
-    /// `wire.rs`).
+    /// `wire/offload.rs`).
     pub const OFFLOAD_OFFSET_WRONG: &str = "OFFLOAD_OFFSET_WRONG";
     /// A send reached the miniport with a checksum/LSO/USO request that contradicts its frame (IP
     /// version, protocol), or that the miniport did not advertise for the frame's encapsulation
@@ -226,7 +229,7 @@ pub(crate) fn report(rule: &'static str, object: usize, detail: impl Into<String
         rule,
         object,
         detail: detail.into(),
-        cpu: crate::kernel::current_cpu(),
+        cpu: crate::cpu::current_cpu(),
         site: SITE_HOOK.get().and_then(|h| h()),
     };
     let mut b = book();
@@ -276,4 +279,35 @@ pub(crate) fn log_lines() -> Vec<String> {
 
 pub(crate) fn expected() -> BTreeMap<&'static str, usize> {
     book().expected.clone()
+}
+
+/// Reports IRQL_TOO_HIGH when the caller's IRQL exceeds `max`; returns whether the IRQL was fine.
+pub(crate) fn check_irql(routine: &str, max: KIRQL, object: usize) -> bool {
+    let irql = crate::cpu::current_irql();
+    if irql > max {
+        report(
+            rules::IRQL_TOO_HIGH,
+            object,
+            format!("{routine} called at IRQL {irql}, maximum {max}"),
+        );
+        false
+    } else {
+        true
+    }
+}
+
+/// Checks that a *_DISPATCH_LEVEL flag bit matches the caller's IRQL.
+pub(crate) fn check_dispatch_flag(routine: &str, flag_set: bool, object: usize) {
+    let irql = crate::cpu::current_irql();
+    let at_dispatch = irql == DISPATCH_LEVEL;
+    if flag_set != at_dispatch {
+        report(
+            rules::DISPATCH_FLAG_MISMATCH,
+            object,
+            format!(
+                "{routine}: DISPATCH_LEVEL flag is {} but the caller runs at IRQL {irql}",
+                flag_set as u8
+            ),
+        );
+    }
 }

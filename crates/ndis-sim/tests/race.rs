@@ -8,8 +8,9 @@
 #[path = "common/racy_lwf.rs"]
 mod racy_lwf;
 
+use ndis_sim::churn::Churn;
 use ndis_sim::{rules, AdapterConfig, Lifecycle, NblShape, Sim, SimConfig, SimGuard, Traffic};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 fn traffic(r: u64) -> Traffic {
     Traffic {
@@ -42,29 +43,10 @@ fn threaded_cycles(lifecycle: Lifecycle, racy: bool, cycles: u64) -> (SimGuard, 
     let nic = sim.add_adapter(AdapterConfig::default());
     nic.attach().unwrap();
     nic.restart().unwrap();
-    let stop = AtomicBool::new(false);
-    let rounds = AtomicU64::new(0);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut r = 0;
-            while !stop.load(Ordering::Relaxed) {
-                r += 1;
-                sim.run_traffic(&nic, &traffic(r));
-                rounds.store(r, Ordering::Relaxed);
-            }
-        });
-        for _ in 0..cycles {
-            let _ = nic.pause();
-            if !sim.findings().is_empty() {
-                break;
-            }
-            nic.restart().unwrap();
-            let seen = rounds.load(Ordering::Relaxed);
-            while rounds.load(Ordering::Relaxed) < seen + 1 {
-                std::thread::yield_now();
-            }
-        }
-        stop.store(true, Ordering::Relaxed);
+    let churn = Churn::new(&sim, &nic, cycles, 0);
+    let no_control: Option<fn(u64)> = None;
+    churn.on_threads(traffic, no_control, |_, _, _paused| {
+        sim.findings().is_empty()
     });
     nic.drain();
     if nic.state() == ndis_sim::ModuleState::Running {

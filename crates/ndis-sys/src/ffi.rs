@@ -3,7 +3,10 @@
 //! IRQL requirements are those of the documented routine (ndis-contract.md §2.1, §3.1).
 
 use crate::filter::*;
-use crate::mdl::{KPROCESSOR_MODE, MDL, MEMORY_CACHING_TYPE};
+use crate::mdl::{
+    KernelMode, MmCached, KPROCESSOR_MODE, MDL, MDL_MAPPED_TO_SYSTEM_VA,
+    MDL_SOURCE_IS_NONPAGED_POOL, MEMORY_CACHING_TYPE,
+};
 use crate::nbl::*;
 use crate::status::NDIS_STATUS;
 use crate::types::*;
@@ -261,6 +264,38 @@ extern "system" {
         BugCheckParameter3: ULONG_PTR,
         BugCheckParameter4: ULONG_PTR,
     ) -> !;
+}
+
+// The wdm.h macro over the mapping import above; it lives beside the import it calls so that `mdl`
+// (the MDL layout and the macros that need no import) never imports back from this file.
+/// `MmGetSystemAddressForMdlSafe(Mdl, Priority)` (wdm.h macro): the MDL's `MappedSystemVa` when it is
+/// already mapped into system space or describes nonpaged pool, else
+/// `MmMapLockedPagesSpecifyCache(Mdl, KernelMode, MmCached, NULL, FALSE, Priority)`, which maps the
+/// locked pages (and sets MDL_MAPPED_TO_SYSTEM_VA) or returns NULL. The MDL must describe locked pages.
+/// IRQL <= DISPATCH_LEVEL (the KernelMode mapping's limit).
+///
+/// # Safety
+/// `mdl` must point to a valid MDL describing locked-down pages.
+#[inline]
+pub unsafe fn MmGetSystemAddressForMdlSafe(mdl: *mut MDL, priority: u32) -> PVOID {
+    // SAFETY: the caller guarantees `mdl` is a valid MDL.
+    let flags = unsafe { (*mdl).MdlFlags };
+    if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+        // SAFETY: as above.
+        unsafe { (*mdl).MappedSystemVa }
+    } else {
+        // SAFETY: a locked MDL (caller contract); kernel-mode mapping, no bugcheck on failure.
+        unsafe {
+            MmMapLockedPagesSpecifyCache(
+                mdl,
+                KernelMode,
+                MmCached,
+                core::ptr::null_mut(),
+                0,
+                priority,
+            )
+        }
+    }
 }
 
 #[cfg_attr(

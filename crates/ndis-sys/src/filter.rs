@@ -1,29 +1,9 @@
-//! The NDIS 6 filter contract: object headers, filter characteristics, attach/restart/pause parameters,
+//! The NDIS 6 filter contract: object types, filter characteristics, attach/restart/pause parameters,
 //! OID requests, status indications, PnP events, configuration and timer objects (ndis-contract.md §3).
 
 use crate::nbl::NET_BUFFER_LIST;
 use crate::status::NDIS_STATUS;
 use crate::types::*;
-
-/// `NDIS_OBJECT_HEADER`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NDIS_OBJECT_HEADER {
-    pub Type: u8,
-    pub Revision: u8,
-    pub Size: u16,
-}
-
-impl NDIS_OBJECT_HEADER {
-    #[inline]
-    pub const fn new(ty: u8, revision: u8, size: u16) -> Self {
-        Self {
-            Type: ty,
-            Revision: revision,
-            Size: size,
-        }
-    }
-}
 
 // NDIS_OBJECT_TYPE_* (ntddndis.h).
 pub const NDIS_OBJECT_TYPE_DEFAULT: u8 = 0x80;

@@ -142,36 +142,6 @@ pub const MdlMappingNoWrite: u32 = 0x8000_0000;
 /// Priority flag (Windows 8+): map the pages no-execute.
 pub const MdlMappingNoExecute: u32 = 0x4000_0000;
 
-/// `MmGetSystemAddressForMdlSafe(Mdl, Priority)` (wdm.h macro): the MDL's `MappedSystemVa` when it is
-/// already mapped into system space or describes nonpaged pool, else
-/// `MmMapLockedPagesSpecifyCache(Mdl, KernelMode, MmCached, NULL, FALSE, Priority)`, which maps the
-/// locked pages (and sets MDL_MAPPED_TO_SYSTEM_VA) or returns NULL. The MDL must describe locked pages.
-/// IRQL <= DISPATCH_LEVEL (the KernelMode mapping's limit).
-///
-/// # Safety
-/// `mdl` must point to a valid MDL describing locked-down pages.
-#[inline]
-pub unsafe fn MmGetSystemAddressForMdlSafe(mdl: *mut MDL, priority: u32) -> PVOID {
-    // SAFETY: the caller guarantees `mdl` is a valid MDL.
-    let flags = unsafe { (*mdl).MdlFlags };
-    if flags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
-        // SAFETY: as above.
-        unsafe { (*mdl).MappedSystemVa }
-    } else {
-        // SAFETY: a locked MDL (caller contract); kernel-mode mapping, no bugcheck on failure.
-        unsafe {
-            crate::ffi::MmMapLockedPagesSpecifyCache(
-                mdl,
-                KernelMode,
-                MmCached,
-                core::ptr::null_mut(),
-                0,
-                priority,
-            )
-        }
-    }
-}
-
 /// The part of `MmGetSystemAddressForMdlSafe` that needs no mapping: the system VA of an MDL that is
 /// already mapped or describes nonpaged pool, else NULL (the driver never maps other MDLs itself).
 ///

@@ -1,7 +1,6 @@
 //! NET_BUFFER, NET_BUFFER_LIST, their context area, accessor macros, info indices and flags
 //! (ndis-contract.md §1.2–§1.6).
 
-use crate::filter::NDIS_OBJECT_HEADER;
 use crate::mdl::MDL;
 use crate::types::*;
 

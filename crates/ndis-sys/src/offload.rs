@@ -13,7 +13,7 @@
 //! EncapsulatedPacketTaskOffloadGre 0x94, ...Vxlan 0x9C, EncapsulationTypes 0xB0; revision 6 adds
 //! Rfc6877Xlat 0xB4 and UdpSegmentation 0xB8, size 0xD4).
 
-use crate::filter::NDIS_OBJECT_HEADER;
+use crate::types::NDIS_OBJECT_HEADER;
 
 /// `UdpSegmentationOffloadInfo` (= `TcpRecvSegCoalesceInfo`, NDIS 6.83+; nblinfo.h).
 pub const UdpSegmentationOffloadInfo: usize = crate::nbl::info::TcpRecvSegCoalesceInfo;
@@ -112,6 +112,45 @@ impl NDIS_TCP_IP_CHECKSUM_NET_BUFFER_LIST_INFO {
     }
 }
 
+/// The accessors the LSO and USO per-NBL infos share: both put `MSS:20` at bit 0, the transport
+/// header's offset (`$offset`, 10 bits) at bit 20 and `IPVersion:1` at bit 31, and both count as set
+/// when their low 32 bits are not all zero (`NET_BUFFER_LIST_IS_USO_SET`, and the same test for LSO).
+macro_rules! segmentation_nbl_info {
+    ($ty:ident, $offset:ident, $with_offset:ident) => {
+        impl $ty {
+            pub const fn MSS(self) -> u32 {
+                bits(self.Value, 0, 20)
+            }
+            /// Offset of the transport header from the start of the frame.
+            pub const fn $offset(self) -> u32 {
+                bits(self.Value, 20, 10)
+            }
+            pub const fn $with_offset(self, off: u32) -> Self {
+                Self {
+                    Value: with_bits(self.Value, 20, 10, off),
+                }
+            }
+            /// `IPVersion` (LSOv2 and USO; for LSOv1 the reserved bit).
+            pub const fn IPVersion(self) -> u32 {
+                bits(self.Value, 31, 1)
+            }
+            /// Whether a transmit request is present (the low 32 bits are not all zero).
+            pub const fn is_set(self) -> bool {
+                self.Value as u32 != 0
+            }
+            /// `MSS`, the transport header's offset and `IPVersion` packed, the rest zero.
+            const fn packed(mss: u32, offset: u32, ipv6: bool) -> usize {
+                with_bits(
+                    with_bits(with_bits(0, 0, 20, mss), 20, 10, offset),
+                    31,
+                    1,
+                    ipv6 as u32,
+                )
+            }
+        }
+    };
+}
+
 /// `NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO`: `LsoV1Transmit{MSS:20, TcpHeaderOffset:10,
 /// Type:1, Reserved2:1}`, `LsoV2Transmit{MSS:20, TcpHeaderOffset:10, Type:1, IPVersion:1}`.
 #[repr(transparent)]
@@ -120,41 +159,27 @@ pub struct NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO {
     pub Value: usize,
 }
 
+segmentation_nbl_info!(
+    NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO,
+    TcpHeaderOffset,
+    with_TcpHeaderOffset
+);
+
 impl NDIS_TCP_LARGE_SEND_OFFLOAD_NET_BUFFER_LIST_INFO {
-    pub const fn MSS(self) -> u32 {
-        bits(self.Value, 0, 20)
-    }
-    pub const fn TcpHeaderOffset(self) -> u32 {
-        bits(self.Value, 20, 10)
-    }
-    pub const fn with_TcpHeaderOffset(self, off: u32) -> Self {
-        Self {
-            Value: with_bits(self.Value, 20, 10, off),
-        }
-    }
     /// `Transmit.Type`: [`NDIS_TCP_LARGE_SEND_OFFLOAD_V1_TYPE`] or `_V2_TYPE`.
     pub const fn Type(self) -> u32 {
         bits(self.Value, 30, 1)
     }
-    /// `LsoV2Transmit.IPVersion`.
-    pub const fn IPVersion(self) -> u32 {
-        bits(self.Value, 31, 1)
-    }
-    /// Whether a transmit request is present (the low 32 bits are not all zero).
-    pub const fn is_set(self) -> bool {
-        self.Value as u32 != 0
-    }
     pub const fn v1(mss: u32, tcp_offset: u32) -> Self {
-        let v = with_bits(with_bits(0, 0, 20, mss), 20, 10, tcp_offset);
+        let v = Self::packed(mss, tcp_offset, false);
         Self {
             Value: with_bits(v, 30, 1, NDIS_TCP_LARGE_SEND_OFFLOAD_V1_TYPE),
         }
     }
     pub const fn v2(mss: u32, tcp_offset: u32, ipv6: bool) -> Self {
-        let v = with_bits(with_bits(0, 0, 20, mss), 20, 10, tcp_offset);
-        let v = with_bits(v, 30, 1, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE);
+        let v = Self::packed(mss, tcp_offset, ipv6);
         Self {
-            Value: with_bits(v, 31, 1, ipv6 as u32),
+            Value: with_bits(v, 30, 1, NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE),
         }
     }
 }
@@ -167,29 +192,16 @@ pub struct NDIS_UDP_SEGMENTATION_OFFLOAD_NET_BUFFER_LIST_INFO {
     pub Value: usize,
 }
 
+segmentation_nbl_info!(
+    NDIS_UDP_SEGMENTATION_OFFLOAD_NET_BUFFER_LIST_INFO,
+    UdpHeaderOffset,
+    with_UdpHeaderOffset
+);
+
 impl NDIS_UDP_SEGMENTATION_OFFLOAD_NET_BUFFER_LIST_INFO {
-    pub const fn MSS(self) -> u32 {
-        bits(self.Value, 0, 20)
-    }
-    pub const fn UdpHeaderOffset(self) -> u32 {
-        bits(self.Value, 20, 10)
-    }
-    pub const fn with_UdpHeaderOffset(self, off: u32) -> Self {
-        Self {
-            Value: with_bits(self.Value, 20, 10, off),
-        }
-    }
-    pub const fn IPVersion(self) -> u32 {
-        bits(self.Value, 31, 1)
-    }
-    /// `NET_BUFFER_LIST_IS_USO_SET`: the low 32 bits are not all zero.
-    pub const fn is_set(self) -> bool {
-        self.Value as u32 != 0
-    }
     pub const fn new(mss: u32, udp_offset: u32, ipv6: bool) -> Self {
-        let v = with_bits(with_bits(0, 0, 20, mss), 20, 10, udp_offset);
         Self {
-            Value: with_bits(v, 31, 1, ipv6 as u32),
+            Value: Self::packed(mss, udp_offset, ipv6),
         }
     }
 }
@@ -234,17 +246,6 @@ pub struct NDIS_TCP_IP_CHECKSUM_OFFLOAD {
     pub IPv6Receive: NDIS_CHECKSUM_OFFLOAD_DIRECTION,
 }
 
-/// `NDIS_TCP_LARGE_SEND_OFFLOAD_V1` (0x10): IPv4 `{Encapsulation, MaxOffLoadSize, MinSegmentCount,
-/// TcpOptions:2, IpOptions:2}`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NDIS_TCP_LARGE_SEND_OFFLOAD_V1 {
-    pub Encapsulation: u32,
-    pub MaxOffLoadSize: u32,
-    pub MinSegmentCount: u32,
-    pub Bits: u32,
-}
-
 /// One IP version of `NDIS_TCP_LARGE_SEND_OFFLOAD_V2` / `NDIS_UDP_SEGMENTATION_OFFLOAD` (IPv4: 12
 /// bytes, IPv6: 16, with a ULONG of bit fields; for IPv4 of LSOv2 `Bits` does not exist, see the
 /// parent structures).
@@ -256,6 +257,9 @@ pub struct NDIS_SEGMENTATION_OFFLOAD_V4 {
     pub MinSegmentCount: u32,
 }
 
+/// `{Encapsulation, MaxOffLoadSize, MinSegmentCount, ULONG of bit fields}` (16 bytes): the IPv6 block
+/// of `NDIS_TCP_LARGE_SEND_OFFLOAD_V2` / `NDIS_UDP_SEGMENTATION_OFFLOAD`, and the one (IPv4) block of
+/// [`NDIS_TCP_LARGE_SEND_OFFLOAD_V1`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NDIS_SEGMENTATION_OFFLOAD_V6 {
@@ -265,23 +269,27 @@ pub struct NDIS_SEGMENTATION_OFFLOAD_V6 {
     pub Bits: u32,
 }
 
-/// `NDIS_TCP_LARGE_SEND_OFFLOAD_V2` (0x1C).
+/// `NDIS_TCP_LARGE_SEND_OFFLOAD_V1` (0x10): IPv4 `{Encapsulation, MaxOffLoadSize, MinSegmentCount,
+/// TcpOptions:2, IpOptions:2}`, the shape of [`NDIS_SEGMENTATION_OFFLOAD_V6`].
+pub type NDIS_TCP_LARGE_SEND_OFFLOAD_V1 = NDIS_SEGMENTATION_OFFLOAD_V6;
+
+/// `NDIS_TCP_LARGE_SEND_OFFLOAD_V2` and `NDIS_UDP_SEGMENTATION_OFFLOAD` (0x1C each) have the same
+/// shape: an IPv4 and an IPv6 [`NDIS_SEGMENTATION_OFFLOAD_V4`] / [`NDIS_SEGMENTATION_OFFLOAD_V6`].
+/// For USO, IPv4 is `{Encapsulation, MaxOffLoadSize, MinSegmentCount:6,
+/// SubMssFinalSegmentSupported:1, ...}`, IPv6 the same plus `IpExtensionHeadersSupported:2`:
+/// `MinSegmentCount` is the low 6 bits of the third ULONG.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NDIS_TCP_LARGE_SEND_OFFLOAD_V2 {
+pub struct NDIS_SEGMENTATION_OFFLOAD {
     pub IPv4: NDIS_SEGMENTATION_OFFLOAD_V4,
     pub IPv6: NDIS_SEGMENTATION_OFFLOAD_V6,
 }
 
-/// `NDIS_UDP_SEGMENTATION_OFFLOAD` (0x1C): IPv4 `{Encapsulation, MaxOffLoadSize,
-/// MinSegmentCount:6, SubMssFinalSegmentSupported:1, ...}`, IPv6 the same plus
-/// `IpExtensionHeadersSupported:2`. `MinSegmentCount` is the low 6 bits of the third ULONG.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NDIS_UDP_SEGMENTATION_OFFLOAD {
-    pub IPv4: NDIS_SEGMENTATION_OFFLOAD_V4,
-    pub IPv6: NDIS_SEGMENTATION_OFFLOAD_V6,
-}
+/// `NDIS_TCP_LARGE_SEND_OFFLOAD_V2` (0x1C).
+pub type NDIS_TCP_LARGE_SEND_OFFLOAD_V2 = NDIS_SEGMENTATION_OFFLOAD;
+
+/// `NDIS_UDP_SEGMENTATION_OFFLOAD` (0x1C).
+pub type NDIS_UDP_SEGMENTATION_OFFLOAD = NDIS_SEGMENTATION_OFFLOAD;
 
 /// `NDIS_OFFLOAD` through revision 6 (0xD4). The IPsec, RSC and encapsulated-packet members the
 /// filter never reads are kept as opaque bytes of their documented sizes.

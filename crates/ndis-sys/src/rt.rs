@@ -5,8 +5,9 @@
 
 use core::fmt::{self, Write};
 
-/// Pool tag for every allocation the driver makes ("MdlP" as shown by `!pool` / `!poolused`).
-pub const POOL_TAG: u32 = u32::from_le_bytes(*b"MdlP");
+/// Pool tag of the runtime allocator's allocations ("MdlP" as shown by `!pool` / `!poolused`; the
+/// driver's MDL-block tag, `mdlpool_names::tags::MDL_BLOCK`).
+pub const POOL_TAG: u32 = mdlpool_names::tags::MDL_BLOCK;
 
 /// Maximum length of one log line (including the trailing NUL); longer lines are cut.
 pub const LOG_LINE_MAX: usize = 240;

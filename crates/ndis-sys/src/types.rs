@@ -1,4 +1,5 @@
-//! Basic Windows types with fixed widths, strings, processor numbers and the driver object.
+//! Basic Windows types with fixed widths, strings, processor numbers, the driver object and
+//! `NDIS_OBJECT_HEADER` (the header every versioned NDIS structure starts with).
 
 use core::ffi::c_void;
 
@@ -178,3 +179,23 @@ pub const PAGE_SIZE: usize = 0x1000;
 /// are multiples of it, so each driver's context data stays aligned to it.
 pub const MEMORY_ALLOCATION_ALIGNMENT: usize = 16;
 pub const PAGE_SHIFT: u32 = 12;
+
+/// `NDIS_OBJECT_HEADER`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NDIS_OBJECT_HEADER {
+    pub Type: u8,
+    pub Revision: u8,
+    pub Size: u16,
+}
+
+impl NDIS_OBJECT_HEADER {
+    #[inline]
+    pub const fn new(ty: u8, revision: u8, size: u16) -> Self {
+        Self {
+            Type: ty,
+            Revision: revision,
+            Size: size,
+        }
+    }
+}

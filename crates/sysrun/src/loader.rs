@@ -24,7 +24,7 @@ pub type Resolver<'a> = &'a dyn Fn(&str, &str) -> Option<usize>;
 
 /// ndis-sim's resolver: the win64 entry of the export with that module and name.
 pub fn sim_resolver(module: &str, name: &str) -> Option<usize> {
-    ndis_sim::abi::find_export(Some(module), name).map(|e| e.win64)
+    ndis_sim::find_export(Some(module), name).map(|e| e.win64)
 }
 
 /// A driver image mapped into this process, relocated, bound and protected.

@@ -1,10 +1,12 @@
 //! Reading the driver's exported statistics root (`MdlPoolStats`) out of the loaded image, the way
-//! the debugger does: from memory, through the documented layout (src/stats.rs of the driver pins
+//! the debugger does: from memory, through the documented layout (src/stats/mod.rs of the driver pins
 //! the offsets; this reader refuses any other magic or version), into the JSON dump format that
 //! `windbg/mdlpool.js --render` reads. The table itself is formatted only by that script, so the
 //! table `cargo xtask simulate` prints and the one `!mdlpool` prints in WinDbg have one source.
 //!
-//! This module owns nothing in the image; it only reads. It never links the driver's source.
+//! This module owns nothing in the image; it only reads. It never links the driver's source: the counter
+//! lists come from `mdlpool-names`, which the driver's counter blocks are generated from; the root's
+//! magic, version and offsets stay this reader's own (what it understands), checked against the image.
 
 use crate::loader::LoadedImage;
 use std::fmt::Write as _;
@@ -20,55 +22,19 @@ pub const ROOT_VERSION: u32 = 1;
 const MAX_SLOTS: usize = 9;
 /// Size classes at most.
 const MAX_CLASSES: usize = 8;
-/// Counter fields of one row, in layout order (each a u64); the same names as the JSON dump.
-pub const COUNTER_FIELDS: [&str; 14] = [
-    "total_allocates",
-    "allocate_misses",
-    "total_frees",
-    "free_misses",
-    "depth",
-    "depot_gets",
-    "depot_puts",
-    "system_allocs",
-    "system_frees",
-    "oversize",
-    "failures",
-    "injected",
-    "trimmed",
-    "flushed",
-];
+/// Counter fields of one row, in layout order (each a u64); the same names as the JSON dump. The
+/// driver's list (`mdlpool_names::pool_counters!`).
+pub const COUNTER_FIELDS: [&str; 14] = mdlpool_names::counters::POOL; // 14: the 128-byte row read below
 
 /// One counter row (a size class on one CPU, or summed).
-pub type Row = [u64; 14];
+pub type Row = [u64; COUNTER_FIELDS.len()];
 
 /// Per-module data-path counters (`FilterStats`), in layout order (each a u64); the dump's names.
-pub const FILTER_FIELDS: [&str; 22] = [
-    "send_nbls_transformed",
-    "send_nbs_transformed",
-    "recv_nbls_transformed",
-    "recv_nbs_transformed",
-    "bytes_written",
-    "retreat_failures",
-    "context_failures",
-    "send_nbls_failed",
-    "send_nbls_paused",
-    "recv_nbls_dropped",
-    "restores_advanced",
-    "restores_manual",
-    "restores_inconsistent",
-    "pattern_mismatches",
-    "vlan_already_tagged",
-    "vlan_untouched_nbls",
-    "passthrough_nbls",
-    "config_bad_values",
-    "config_open_failures",
-    "oids_forwarded",
-    "oid_clone_failures",
-    "pauses_pended",
-];
+/// The driver's list (`mdlpool_names::filter_counters!`).
+pub const FILTER_FIELDS: [&str; 22] = mdlpool_names::counters::FILTER;
 
 /// One module's data-path counters.
-pub type FilterRow = [u64; 22];
+pub type FilterRow = [u64; FILTER_FIELDS.len()];
 
 /// Most module slots the reader follows.
 const MAX_MODULE_SLOTS: u32 = 1024;
@@ -122,7 +88,7 @@ pub struct Totals {
 impl StatsDump {
     /// Sums the live counters (or, once unloaded, the final counters).
     pub fn totals(&self) -> Totals {
-        let mut sum = [0u64; 14];
+        let mut sum: Row = [0; COUNTER_FIELDS.len()];
         let rows: Vec<&Row> = if self.counters.is_empty() {
             self.final_counters.iter().collect()
         } else {
@@ -133,12 +99,20 @@ impl StatsDump {
                 *s = s.wrapping_add(*v);
             }
         }
+        use mdlpool_names::counters::{
+            POOL_ALLOCATE_MISSES, POOL_FAILURES, POOL_TOTAL_ALLOCATES, POOL_TOTAL_FREES,
+        };
+        let (allocates, frees, failures) = (
+            sum[POOL_TOTAL_ALLOCATES],
+            sum[POOL_TOTAL_FREES],
+            sum[POOL_FAILURES],
+        );
         Totals {
-            allocates: sum[0],
-            allocate_misses: sum[1],
-            frees: sum[2],
-            failures: sum[10],
-            in_flight: sum[0] as i64 - sum[10] as i64 - sum[2] as i64,
+            allocates,
+            allocate_misses: sum[POOL_ALLOCATE_MISSES],
+            frees,
+            failures,
+            in_flight: allocates as i64 - failures as i64 - frees as i64,
         }
     }
 
@@ -238,8 +212,9 @@ fn row_json(r: &Row) -> String {
     let fields: Vec<String> = COUNTER_FIELDS
         .iter()
         .zip(r)
-        .map(|(n, v)| {
-            if *n == "depth" {
+        .enumerate()
+        .map(|(i, (n, v))| {
+            if i == mdlpool_names::counters::POOL_DEPTH {
                 format!("\"{n}\":{}", *v as i64)
             } else {
                 format!("\"{n}\":{v}")
@@ -263,7 +238,7 @@ fn filter_json(r: &FilterRow) -> String {
 /// # Safety
 /// `p` points at a live `FilterStats`.
 unsafe fn filter_at(p: *const u8) -> FilterRow {
-    let mut r = [0u64; 22];
+    let mut r: FilterRow = [0; FILTER_FIELDS.len()];
     for (i, v) in r.iter_mut().enumerate() {
         // SAFETY: the caller's contract; the block is 22 consecutive u64.
         *v = unsafe { (p.add(i * 8) as *const u64).read_volatile() };
@@ -322,7 +297,7 @@ pub fn read(image: &LoadedImage) -> Result<StatsDump, String> {
     let state = u32_at(0x10);
     let counters_ptr = u64_at(0x28) as usize;
     let row_at = |p: *const u8| -> Row {
-        let mut r = [0u64; 14];
+        let mut r: Row = [0; COUNTER_FIELDS.len()];
         for (i, v) in r.iter_mut().enumerate() {
             // SAFETY: the caller passes a pointer to a live 128-byte counter row.
             *v = unsafe { (p.add(i * 8) as *const u64).read_volatile() };
@@ -379,8 +354,8 @@ pub fn read(image: &LoadedImage) -> Result<StatsDump, String> {
         }
     }
     let detached_totals = if detached_ptr == 0 {
-        [0; 22]
-    } else if in_image(detached_ptr, 22 * 8) {
+        [0; FILTER_FIELDS.len()]
+    } else if in_image(detached_ptr, FILTER_FIELDS.len() * 8) {
         // SAFETY: a static of the image (checked above).
         unsafe { filter_at(detached_ptr as *const u8) }
     } else {

@@ -5,30 +5,13 @@
 //! Nested builds use their own target directory (`<target>/sysrun-build`) so they never wait on the
 //! lock of the `cargo test` that runs them. Owns nothing else.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    p.canonicalize().unwrap_or(p)
-}
-
-/// The cargo target directory: `$CARGO_TARGET_DIR` or `<root>/target`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => {
-            let p = PathBuf::from(d);
-            if p.is_absolute() {
-                p
-            } else {
-                workspace_root().join(p)
-            }
-        }
-        _ => workspace_root().join("target"),
-    }
-}
+// The workspace root and target directory live in the `workspace-paths` crate (xtask uses the
+// same); re-exported for the tests that name them through `testing`.
+pub use workspace_paths::{target_dir, workspace_root};
 
 /// Where `cargo xtask package --target amd64` writes the driver image.
 pub fn package_sys_path() -> PathBuf {

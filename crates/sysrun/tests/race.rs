@@ -6,11 +6,9 @@
 //! churn (tests/filter_race.rs): `SYSRUN_RACE_CYCLES` (default 300).
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
 
-use ndis_sim::{
-    fault::splitmix64, AdapterConfig, ConfigValue, Lifecycle, NblShape, Sim, SimConfig, Traffic,
-};
+use ndis_sim::churn::Churn;
+use ndis_sim::{AdapterConfig, ConfigValue, Lifecycle, NblShape, Sim, SimConfig, Traffic};
 use ndis_sys::*;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use sysrun::SysDriver;
 
 fn cycles() -> u64 {
@@ -28,6 +26,18 @@ fn configure(nic: &ndis_sim::Adapter, which: u64) {
         "PoolTrimIntervalMs",
         ConfigValue::Int(100 + (which % 4) as u32 * 100),
     );
+}
+
+/// While paused: one cycle in eight detaches and re-attaches with the next configuration, the others
+/// only reconfigure (read at the restart).
+fn reconfigure(nic: &ndis_sim::Adapter, rng: u64) {
+    if rng.is_multiple_of(8) {
+        nic.detach();
+        configure(nic, rng >> 8);
+        nic.attach().unwrap();
+    } else {
+        configure(nic, rng >> 8);
+    }
 }
 
 fn in_flight(drv: &SysDriver) -> i64 {
@@ -68,59 +78,27 @@ fn shipped_image_through_concurrent_churn_on_threads() {
     configure(&nic, 0);
     nic.attach().unwrap();
     nic.restart().unwrap();
-    let stop = AtomicBool::new(false);
-    let rounds = AtomicU64::new(0);
     let cycles = cycles();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut r = 0;
-            while !stop.load(Ordering::Relaxed) {
-                r += 1;
-                sim.run_traffic(&nic, &traffic(r));
-                rounds.store(r, Ordering::Relaxed);
-            }
-        });
-        s.spawn(|| {
-            ndis_sim::kernel::bind_thread_to_cpu(1);
-            let mut k = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                k += 1;
-                if k.is_multiple_of(2) {
-                    let mut buf = [0u8; 8];
-                    let (st, _) =
-                        nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
-                    assert_eq!(st, NDIS_STATUS_SUCCESS);
-                } else {
-                    nic.indicate_status(NDIS_STATUS_LINK_STATE);
-                    sim.advance_clock(50);
-                }
-                std::thread::yield_now();
-            }
-        });
-        let mut rng = 0x5EED_u64;
-        for cycle in 0..cycles {
-            rng = splitmix64(rng);
-            nic.pause()
-                .unwrap_or_else(|e| panic!("cycle {cycle}: {e:?}"));
-            assert_eq!(
-                in_flight(&drv),
-                0,
-                "cycle {cycle}: pool blocks in flight at pause"
-            );
-            if rng.is_multiple_of(8) {
-                nic.detach();
-                configure(&nic, rng >> 8);
-                nic.attach().unwrap();
-            } else {
-                configure(&nic, rng >> 8);
-            }
-            nic.restart().unwrap();
-            let seen = rounds.load(Ordering::Relaxed);
-            while rounds.load(Ordering::Relaxed) < seen + 1 {
-                std::thread::yield_now();
-            }
+    let churn = Churn::new(&sim, &nic, cycles, 0x5EED);
+    let control = |k: u64| {
+        if k.is_multiple_of(2) {
+            let mut buf = [0u8; 8];
+            let (st, _) = nic.oid_request(NdisRequestQueryInformation, 0x0001_0107, &mut buf);
+            assert_eq!(st, NDIS_STATUS_SUCCESS);
+        } else {
+            nic.indicate_status(NDIS_STATUS_LINK_STATE);
+            sim.advance_clock(50);
         }
-        stop.store(true, Ordering::Relaxed);
+    };
+    churn.on_threads(traffic, Some(control), |cycle, rng, paused| {
+        paused.unwrap_or_else(|e| panic!("cycle {cycle}: {e:?}"));
+        assert_eq!(
+            in_flight(&drv),
+            0,
+            "cycle {cycle}: pool blocks in flight at pause"
+        );
+        reconfigure(&nic, rng);
+        true
     });
     nic.drain();
     nic.pause().unwrap();
@@ -157,22 +135,17 @@ fn shipped_image_through_the_seeded_interleaving() {
     configure(&nic, 0);
     nic.attach().unwrap();
     nic.restart().unwrap();
-    let mut rng = seed;
-    for cycle in 0..cycles() {
-        rng = splitmix64(rng);
-        sim.run_traffic(&nic, &traffic(rng));
-        nic.pause()
-            .unwrap_or_else(|e| panic!("cycle {cycle}: {e:?}"));
-        assert_eq!(in_flight(&drv), 0, "cycle {cycle}");
-        if rng % 8 == 0 {
-            nic.detach();
-            configure(&nic, rng >> 8);
-            nic.attach().unwrap();
-        } else {
-            configure(&nic, rng >> 8);
-        }
-        nic.restart().unwrap();
-    }
+    let churn = Churn::new(&sim, &nic, cycles(), seed);
+    churn.seeded(
+        traffic,
+        |_, _| {},
+        |cycle, rng, paused| {
+            paused.unwrap_or_else(|e| panic!("cycle {cycle}: {e:?}"));
+            assert_eq!(in_flight(&drv), 0, "cycle {cycle}");
+            reconfigure(&nic, rng);
+            true
+        },
+    );
     nic.drain();
     nic.pause().unwrap();
     nic.detach();

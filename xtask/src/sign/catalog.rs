@@ -35,7 +35,7 @@ use super::asn1::{self, alg_with_null, CatNameValue, CertificateTrustList, Trust
 use super::keys::SigningIdentity;
 use super::pe;
 use super::pkcs7;
-use crate::verify::Arch;
+use crate::arch::Arch;
 
 /// How a member was hashed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

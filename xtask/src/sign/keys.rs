@@ -78,7 +78,7 @@ impl SigningIdentity {
 
 /// Where the test certificate and key live: `<target>/sign/`.
 pub fn test_dir() -> PathBuf {
-    crate::package::target_dir().join("sign")
+    workspace_paths::target_dir().join("sign")
 }
 
 /// Load the test identity from `dir`, creating it first if it is not there.

@@ -19,9 +19,9 @@ pub mod pkcs7;
 
 use std::path::{Path, PathBuf};
 
+use crate::arch::Arch;
 use crate::inf::Inf;
 use crate::names;
-use crate::verify::Arch;
 
 pub use keys::SigningIdentity;
 
@@ -229,7 +229,7 @@ pub fn verify_package(
     trusted: Option<&[u8]>,
 ) -> Result<PackageSignature, String> {
     let (_, image_sig) = pe::verify_image(sys).map_err(|e| format!("{}: {e}", names::SYS_FILE))?;
-    let inf_text = crate::package::decode_inf(inf_bytes)?;
+    let inf_text = crate::inf::decode_inf(inf_bytes)?;
     let (_, os_attr) = catalog::os_for(arch);
     let mut expected = Vec::new();
     for (file, kind) in inf_files(arch, &inf_text)? {

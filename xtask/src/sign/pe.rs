@@ -172,7 +172,7 @@ pub fn sign_image(image: &[u8], id: &SigningIdentity) -> Result<(Vec<u8>, [u8; 3
     let dir = Image::parse(&out)?.offsets.security_data_dir;
     out[dir..dir + 4].copy_from_slice(&(table_offset as u32).to_le_bytes());
     out[dir + 4..dir + 8].copy_from_slice(&(table_size as u32).to_le_bytes());
-    crate::verify::fix_checksum(&mut out);
+    crate::verify::pe::fix_checksum(&mut out);
     Ok((out, hash))
 }
 

@@ -1,8 +1,13 @@
 //! A plain pass-through NDIS 6 lightweight filter written only against ndis-sys (as a driver would
 //! be), with optional deliberate misbehaviours (`Bad`) that the verifier tests switch on one at a time.
+//! What it writes as the racy filter (`racy_lwf.rs`) does is shared with it in `lwf_parts.rs`.
 #![allow(dead_code, non_snake_case, clippy::missing_safety_doc)]
 
+#[path = "lwf_parts.rs"]
+mod parts;
+
 use ndis_sys::*;
+use parts::*;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::SeqCst};
 
 /// Deliberate bugs (0 = a correct filter).
@@ -145,19 +150,15 @@ pub unsafe extern "system" fn DriverEntry(
     drv: *mut DRIVER_OBJECT,
     _reg: *mut UNICODE_STRING,
 ) -> NTSTATUS {
-    // SAFETY: all-zero characteristics are valid (NULL handlers).
-    let mut c: NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
-    c.Header = NDIS_OBJECT_HEADER::new(
-        NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+    let mut c = characteristics(
         NDIS_FILTER_CHARACTERISTICS_REVISION_3,
         NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_3,
+        80,
+        FRIENDLY,
+        UNIQUE,
+        SERVICE,
     );
-    c.MajorNdisVersion = 6;
-    c.MinorNdisVersion = 80;
     c.MajorDriverVersion = 1;
-    c.FriendlyName = UNICODE_STRING::from_static(FRIENDLY);
-    c.UniqueName = UNICODE_STRING::from_static(UNIQUE);
-    c.ServiceName = UNICODE_STRING::from_static(SERVICE);
     c.AttachHandler = Some(attach);
     c.DetachHandler = Some(detach);
     c.RestartHandler = Some(restart);
@@ -192,8 +193,8 @@ unsafe extern "system" fn unload(_drv: *mut DRIVER_OBJECT) {
     if bad() == Bad::NoDeregister {
         return;
     }
-    // SAFETY: the handle registration gave us; PASSIVE_LEVEL.
-    unsafe { NdisFDeregisterFilterDriver(LOADED_HANDLE.swap(core::ptr::null_mut(), SeqCst)) };
+    // SAFETY: DriverUnload, PASSIVE_LEVEL.
+    unsafe { deregister(&LOADED_HANDLE) };
 }
 
 unsafe extern "system" fn attach(
@@ -265,16 +266,8 @@ unsafe extern "system" fn attach(
         }
     }
     if bad() != Bad::NoSetAttributes {
-        let mut a = NDIS_FILTER_ATTRIBUTES {
-            Header: NDIS_OBJECT_HEADER::new(
-                NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
-                NDIS_FILTER_ATTRIBUTES_REVISION_1,
-                NDIS_SIZEOF_FILTER_ATTRIBUTES_REVISION_1,
-            ),
-            Flags: 0,
-        };
-        // SAFETY: inside FilterAttach with valid attributes.
-        let st = unsafe { NdisFSetAttributes(handle, m as NDIS_HANDLE, &mut a) };
+        // SAFETY: inside FilterAttach.
+        let st = unsafe { set_attributes(handle, m as NDIS_HANDLE) };
         if st != NDIS_STATUS_SUCCESS {
             return st;
         }
@@ -424,21 +417,8 @@ unsafe extern "system" fn send(
     let m = unsafe { module(ctx) };
     let dispatch = NDIS_TEST_SEND_AT_DISPATCH_LEVEL(flags);
     if m.state.load(SeqCst) != RUNNING {
-        let mut n = nbls;
-        while !n.is_null() {
-            // SAFETY: NBLs NDIS handed us.
-            unsafe {
-                (*n).Status = NDIS_STATUS_PAUSED;
-                n = (*n).Next;
-            }
-        }
-        let f = if dispatch {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        // SAFETY: completing what we were given.
-        unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, f) };
+        // SAFETY: inside FilterSendNetBufferLists with the chain we were given.
+        unsafe { complete_sends_paused(m.handle, nbls, flags) };
         return;
     }
     let mut count = 0;
@@ -665,13 +645,8 @@ unsafe extern "system" fn receive(
     let m = unsafe { module(ctx) };
     if m.state.load(SeqCst) != RUNNING && bad() != Bad::PassReceivesWhilePausing {
         if NDIS_TEST_RECEIVE_CAN_PEND(flags) {
-            let f = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(flags) {
-                NDIS_RETURN_FLAGS_DISPATCH_LEVEL
-            } else {
-                0
-            };
-            // SAFETY: returning what we were given.
-            unsafe { NdisFReturnNetBufferLists(m.handle, nbls, f) };
+            // SAFETY: inside FilterReceiveNetBufferLists with the chain we were given.
+            unsafe { return_receives(m.handle, nbls, flags) };
         }
         return;
     }

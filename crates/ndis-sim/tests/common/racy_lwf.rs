@@ -6,9 +6,14 @@
 //! in that window finds nothing outstanding and completes the pause while the changed NBL is on its
 //! way up (or a return racing the count completes it early). A filter
 //! that runs one thing at a time never shows it; `tests/race.rs` shows which simulator schedules do.
+//! What it writes as the pass-through filter (`lwf.rs`) does is shared with it in `lwf_parts.rs`.
 #![allow(dead_code, non_snake_case, clippy::missing_safety_doc)]
 
+#[path = "lwf_parts.rs"]
+mod parts;
+
 use ndis_sys::*;
+use parts::*;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, Ordering::SeqCst};
 
 /// Count after the indication (the bug) instead of before.
@@ -55,18 +60,14 @@ pub unsafe extern "system" fn DriverEntry(
     drv: *mut DRIVER_OBJECT,
     _reg: *mut UNICODE_STRING,
 ) -> NTSTATUS {
-    // SAFETY: all-zero characteristics are valid before filling them.
-    let mut c: NDIS_FILTER_DRIVER_CHARACTERISTICS = unsafe { core::mem::zeroed() };
-    c.Header = NDIS_OBJECT_HEADER::new(
-        NDIS_OBJECT_TYPE_FILTER_DRIVER_CHARACTERISTICS,
+    let mut c = characteristics(
         NDIS_FILTER_CHARACTERISTICS_REVISION_2,
         NDIS_SIZEOF_FILTER_DRIVER_CHARACTERISTICS_REVISION_2,
+        30,
+        FRIENDLY,
+        UNIQUE,
+        SERVICE,
     );
-    c.MajorNdisVersion = 6;
-    c.MinorNdisVersion = 30;
-    c.FriendlyName = UNICODE_STRING::from_static(FRIENDLY);
-    c.UniqueName = UNICODE_STRING::from_static(UNIQUE);
-    c.ServiceName = UNICODE_STRING::from_static(SERVICE);
     c.AttachHandler = Some(attach);
     c.DetachHandler = Some(detach);
     c.RestartHandler = Some(restart);
@@ -91,8 +92,8 @@ pub unsafe extern "system" fn DriverEntry(
 }
 
 unsafe extern "system" fn unload(_drv: *mut DRIVER_OBJECT) {
-    // SAFETY: the handle registration gave us; PASSIVE_LEVEL.
-    unsafe { NdisFDeregisterFilterDriver(HANDLE.swap(core::ptr::null_mut(), SeqCst)) };
+    // SAFETY: DriverUnload, PASSIVE_LEVEL.
+    unsafe { deregister(&HANDLE) };
 }
 
 unsafe extern "system" fn attach(
@@ -115,16 +116,8 @@ unsafe extern "system" fn attach(
             pause_pending: AtomicBool::new(false),
         })
     };
-    let mut a = NDIS_FILTER_ATTRIBUTES {
-        Header: NDIS_OBJECT_HEADER::new(
-            NDIS_OBJECT_TYPE_FILTER_ATTRIBUTES,
-            NDIS_FILTER_ATTRIBUTES_REVISION_1,
-            NDIS_SIZEOF_FILTER_ATTRIBUTES_REVISION_1,
-        ),
-        Flags: 0,
-    };
-    // SAFETY: inside FilterAttach with valid attributes.
-    unsafe { NdisFSetAttributes(handle, m as NDIS_HANDLE, &mut a) }
+    // SAFETY: inside FilterAttach.
+    unsafe { set_attributes(handle, m as NDIS_HANDLE) }
 }
 
 unsafe extern "system" fn detach(ctx: NDIS_HANDLE) {
@@ -203,21 +196,8 @@ unsafe extern "system" fn send(
         return;
     }
     if m.state.load(SeqCst) != RUNNING && mode != SEND_ALWAYS_FORWARD {
-        let mut p = nbls;
-        while !p.is_null() {
-            // SAFETY: NBLs NDIS handed us.
-            unsafe {
-                (*p).Status = NDIS_STATUS_PAUSED;
-                p = (*p).Next;
-            }
-        }
-        let cf = if NDIS_TEST_SEND_AT_DISPATCH_LEVEL(flags) {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        // SAFETY: completing what we were given.
-        unsafe { NdisFSendNetBufferListsComplete(m.handle, nbls, cf) };
+        // SAFETY: inside FilterSendNetBufferLists with the chain we were given.
+        unsafe { complete_sends_paused(m.handle, nbls, flags) };
         return;
     }
     // Sends pass through unchanged (the protocol is paused before the filter, so none is in
@@ -291,13 +271,8 @@ unsafe extern "system" fn receive(
     if m.state.load(SeqCst) != RUNNING {
         // Pausing or Paused: receives from below go straight back (network/pausing-a-filter-module).
         if !resources {
-            let rf = if NDIS_TEST_RECEIVE_AT_DISPATCH_LEVEL(flags) {
-                NDIS_RETURN_FLAGS_DISPATCH_LEVEL
-            } else {
-                0
-            };
-            // SAFETY: returning what we were given.
-            unsafe { NdisFReturnNetBufferLists(m.handle, nbls, rf) };
+            // SAFETY: inside FilterReceiveNetBufferLists with the chain we were given.
+            unsafe { return_receives(m.handle, nbls, flags) };
         }
         if !racy {
             drop_ref(m, 1);

@@ -3,19 +3,27 @@
 //! `sysrun` and the tests reach the pool's own per-CPU × class counters.
 //!
 //! Owns: the root's layout and its life cycle (empty → initialised → running → unloaded), the final
-//! totals kept at unload, and a plain-text dump of the root (the JSON the JS renderer reads). Must not
-//! touch the hot path: the root holds *pointers to the counters the pool already keeps* (never copies
+//! totals kept at unload; its readers and the plain-text dump of the root (the JSON the JS renderer
+//! reads) are the submodule [`read`] (which imports the root from here; nothing here imports it).
+//! Must not touch the hot path: the root holds *pointers to the counters the pool already keeps* (never copies
 //! them while traffic runs); only the slow-path fields (`high_water`, the pool-wide event counts) are
 //! refreshed, from [`refresh`] (the trim tick) and at unload.
 //!
 //! Crash-dump rule: the root is a static in the image, so it is always readable. Before the pool frees
 //! its counter array, [`retire`] copies the summed counters into `final_counters`, clears `counters` and
-//! sets the state to unloaded, so the root never points into freed memory. (`mdl_handlers::uninstall`
+//! sets the state to unloaded, so the root never points into freed memory. (`pool_service::uninstall`
 //! flushes the quiescent pool first, so the final rows show every cached block returned to the system
 //! and, in *in flight*, any block that leaked.)
 //!
-//! Who calls what: `mdl_handlers::install` → [`publish`], `mdl_handlers::uninstall` → [`retire`],
-//! `mdl_handlers::trim_tick` → [`refresh`], DriverEntry / DriverUnload → [`set_running`] / [`set_stopped`].
+//! Who calls what: the root is *told*, never imports what it shows. DriverEntry tells it where the
+//! filter's module list is ([`show_modules`]) and makes it the driver-wide pool's observer
+//! (`pool_service::PoolObserver`), so `pool_service::install` → [`publish`], `pool_service::uninstall`
+//! → [`retire`], the trim tick and a module's new limits → [`refresh`]; DriverEntry / DriverUnload →
+//! [`set_running`] / [`set_stopped`]. It names the filter's `FilterModule` and `FilterStats` types only
+//! so that the debugger (PDB, NatVis) knows what `modules` and `detached_totals` point at.
+//!
+//! IRQL: `show_modules`, `publish`, `retire`, `set_running`, `set_stopped` at PASSIVE_LEVEL; `refresh`
+//! and the readers at IRQL <= DISPATCH_LEVEL. Nothing here takes a lock: every field is an atomic.
 //!
 //! Layout (x64 offsets are pinned by the assertions at the end of this file; the PDB is checked by
 //! `cargo xtask package` against the field names the NatVis and the script use):
@@ -49,19 +57,23 @@
 //! | 0x0f8 | `detached_totals` | `FilterStats` summed over every module that has detached |
 //! | 0x100 | `final_counters` | per row, the counters summed over CPUs at unload (zero before) |
 //!
-//! `modules`, `module_slots`, `module_stats_offset` and `detached_totals` point at statics of the filter
-//! (set at link time, valid for the image's lifetime); a module's slot is cleared before its memory is
-//! freed at detach, after its counters were added to `detached_totals`.
+//! `modules`, `module_slots` and `detached_totals` point at statics of the filter (NULL / 0 until
+//! DriverEntry's [`show_modules`], then valid for the image's lifetime); `module_stats_offset` is set at
+//! link time. A module's slot is cleared before its memory is freed at detach, after its counters were
+//! added to `detached_totals`.
 //!
 //! Reading the counters: row `s` of CPU `c` is the `ClassCounters` at
 //! `counters + c * cpu_stride + s * slot_stride`; the per-class figure is the sum over `c`. `depth` is
-//! summed as a wrapping (signed) value. Derived figures are defined once, in `windbg/mdlpool.js`.
+//! summed as a wrapping (signed) value. Derived figures are defined once, in `windbg/mdlpool.js`. The
+//! counter names ([`read::COUNTER_FIELDS`], [`read::FILTER_FIELDS`]) are the lists the blocks are
+//! generated from (`mdlpool_names::pool_counters!` / `filter_counters!`).
 
-use crate::filter::module::{FilterModule, DETACHED_TOTALS, MAX_LISTED_MODULES, MODULES};
+use crate::filter::module::FilterModule;
 use crate::filter::FilterStats;
 use crate::pool::{ClassCounters, CpuCounters, Platform, Pool, PoolSnapshot, MAX_CLASSES};
-use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+
+pub mod read;
 
 /// Version of the root layout. Bump on any change of the fields above (the script checks it).
 pub const STATS_VERSION: u32 = 1;
@@ -110,33 +122,12 @@ pub struct MdlPoolStatsRoot {
     pub final_counters: [ClassCounters; MAX_SLOTS],
 }
 
-const fn zero_counters() -> ClassCounters {
-    ClassCounters {
-        total_allocates: AtomicU64::new(0),
-        allocate_misses: AtomicU64::new(0),
-        total_frees: AtomicU64::new(0),
-        free_misses: AtomicU64::new(0),
-        depth: AtomicU64::new(0),
-        depot_gets: AtomicU64::new(0),
-        depot_puts: AtomicU64::new(0),
-        system_allocs: AtomicU64::new(0),
-        system_frees: AtomicU64::new(0),
-        oversize: AtomicU64::new(0),
-        failures: AtomicU64::new(0),
-        injected: AtomicU64::new(0),
-        trimmed: AtomicU64::new(0),
-        flushed: AtomicU64::new(0),
-        reserved0: AtomicU64::new(0),
-        reserved1: AtomicU64::new(0),
-    }
-}
-
 #[allow(clippy::declare_interior_mutable_const)] // array-repeat initialisers of the static only
 const ZERO_U32: AtomicU32 = AtomicU32::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
 const ZERO_U64: AtomicU64 = AtomicU64::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
-const ZERO_COUNTERS: ClassCounters = zero_counters();
+const ZERO_COUNTERS: ClassCounters = ClassCounters::new_const();
 
 /// The root, exported unmangled so `x mdlpool!MdlPoolStats`, `host.getModuleSymbolAddress` and sysrun
 /// find it by name. Statically initialised: a dump taken before DriverEntry already shows magic,
@@ -165,16 +156,34 @@ pub static MdlPoolStats: MdlPoolStatsRoot = MdlPoolStatsRoot {
     bad_cpu: AtomicU64::new(0),
     refreshes: AtomicU64::new(0),
     high_water: [ZERO_U64; MAX_SLOTS],
-    modules: AtomicPtr::new(MODULES.as_ptr().cast_mut()),
-    module_slots: AtomicU32::new(MAX_LISTED_MODULES as u32),
+    modules: AtomicPtr::new(core::ptr::null_mut()),
+    module_slots: AtomicU32::new(0),
     module_stats_offset: AtomicU32::new(core::mem::offset_of!(FilterModule, stats) as u32),
-    detached_totals: AtomicPtr::new((&DETACHED_TOTALS as *const FilterStats).cast_mut()),
+    detached_totals: AtomicPtr::new(core::ptr::null_mut()),
     final_counters: [ZERO_COUNTERS; MAX_SLOTS],
 };
 
 /// The root (for the driver's own code and tests; the debugger finds it by its symbol).
 pub fn root() -> &'static MdlPoolStatsRoot {
     &MdlPoolStats
+}
+
+/// Tells the root where the filter's module list is: `slots` (a slot holds a live module or NULL, and
+/// is cleared before the module is freed) and the counters of the modules that have detached. Call
+/// from DriverEntry, before the filter registers. PASSIVE_LEVEL.
+pub fn show_modules(
+    slots: &'static [AtomicPtr<FilterModule>],
+    detached_totals: &'static FilterStats,
+) {
+    let r = &MdlPoolStats;
+    r.detached_totals.store(
+        (detached_totals as *const FilterStats).cast_mut(),
+        Ordering::Release,
+    );
+    r.module_slots.store(slots.len() as u32, Ordering::Release);
+    // Last: a reader that sees the list (Acquire) sees its length.
+    r.modules
+        .store(slots.as_ptr().cast_mut(), Ordering::Release);
 }
 
 /// Publishes `pool`'s counters in the root: state becomes initialised. Call once the pool exists
@@ -197,7 +206,7 @@ pub fn publish<P: Platform>(pool: &Pool<P>) {
     r.class_count.store(n as u32, Ordering::Relaxed);
     r.slots_per_cpu.store(n as u32 + 1, Ordering::Relaxed);
     for c in &r.final_counters {
-        store_counters(c, &zero_counters());
+        c.store_values(&[0; ClassCounters::COUNT]);
     }
     r.counters
         .store(pool.cpu_counters().as_ptr().cast_mut(), Ordering::Release);
@@ -265,298 +274,14 @@ pub fn retire<P: Platform>(pool: &Pool<P>) {
     refresh_from(&pool.snapshot());
     let slots = (r.slots_per_cpu.load(Ordering::Relaxed) as usize).min(MAX_SLOTS);
     for slot in 0..slots {
-        let sum = zero_counters();
+        let sum = ClassCounters::new_const();
         for cpu in pool.cpu_counters() {
-            add_counters(&sum, &cpu.classes[slot]);
+            cpu.classes[slot].accumulate_into(&sum);
         }
-        store_counters(&r.final_counters[slot], &sum);
+        r.final_counters[slot].store_values(&sum.values());
     }
     r.counters.store(core::ptr::null_mut(), Ordering::Release);
     r.state.store(STATE_UNLOADED, Ordering::Release);
-}
-
-/// Visits each counter of a row with its field name, in the documented order.
-fn for_each_counter(c: &ClassCounters, mut f: impl FnMut(&'static str, &AtomicU64)) {
-    f("total_allocates", &c.total_allocates);
-    f("allocate_misses", &c.allocate_misses);
-    f("total_frees", &c.total_frees);
-    f("free_misses", &c.free_misses);
-    f("depth", &c.depth);
-    f("depot_gets", &c.depot_gets);
-    f("depot_puts", &c.depot_puts);
-    f("system_allocs", &c.system_allocs);
-    f("system_frees", &c.system_frees);
-    f("oversize", &c.oversize);
-    f("failures", &c.failures);
-    f("injected", &c.injected);
-    f("trimmed", &c.trimmed);
-    f("flushed", &c.flushed);
-}
-
-/// Names of the counters of a row, in the documented order.
-pub const COUNTER_FIELDS: [&str; 14] = [
-    "total_allocates",
-    "allocate_misses",
-    "total_frees",
-    "free_misses",
-    "depth",
-    "depot_gets",
-    "depot_puts",
-    "system_allocs",
-    "system_frees",
-    "oversize",
-    "failures",
-    "injected",
-    "trimmed",
-    "flushed",
-];
-
-fn counter_values(c: &ClassCounters) -> [u64; 14] {
-    let mut out = [0u64; 14];
-    let mut i = 0;
-    for_each_counter(c, |_, v| {
-        out[i] = v.load(Ordering::Relaxed);
-        i += 1;
-    });
-    out
-}
-
-fn add_counters(into: &ClassCounters, from: &ClassCounters) {
-    let vals = counter_values(from);
-    let mut i = 0;
-    for_each_counter(into, |_, v| {
-        v.store(
-            v.load(Ordering::Relaxed).wrapping_add(vals[i]),
-            Ordering::Relaxed,
-        );
-        i += 1;
-    });
-}
-
-fn store_counters(into: &ClassCounters, from: &ClassCounters) {
-    let vals = counter_values(from);
-    let mut i = 0;
-    for_each_counter(into, |_, v| {
-        v.store(vals[i], Ordering::Relaxed);
-        i += 1;
-    });
-}
-
-/// Reads the counter row `slot` of CPU `cpu` through the root's pointer and strides, exactly as the
-/// debugger does (no pool API involved). None when no counters are published or out of range.
-///
-/// # Safety
-/// The pool whose counters `root` publishes is alive for the duration of the call.
-pub unsafe fn read_row(root: &MdlPoolStatsRoot, cpu: usize, slot: usize) -> Option<[u64; 14]> {
-    let base = root.counters.load(Ordering::Acquire);
-    if base.is_null()
-        || cpu >= root.cpu_count.load(Ordering::Relaxed) as usize
-        || slot >= root.slots_per_cpu.load(Ordering::Relaxed) as usize
-    {
-        return None;
-    }
-    let offset = cpu * root.cpu_stride.load(Ordering::Relaxed) as usize
-        + slot * root.slot_stride.load(Ordering::Relaxed) as usize;
-    // SAFETY: the published array holds `cpu_count` CpuCounters whose rows are `slot_stride` apart; the
-    // offset stays inside it (checked above) and the caller keeps the pool alive.
-    let row = unsafe { &*base.cast::<u8>().add(offset).cast::<ClassCounters>() };
-    Some(counter_values(row))
-}
-
-/// Writes the root as the JSON dump `windbg/mdlpool.js --render` reads (its format is documented at the
-/// top of that file). `depth` is written signed. No allocation.
-///
-/// # Safety
-/// As [`read_row`] and [`read_module`].
-pub unsafe fn write_dump(root: &MdlPoolStatsRoot, out: &mut impl fmt::Write) -> fmt::Result {
-    let ld = |a: &AtomicU32| a.load(Ordering::Acquire);
-    let state = ld(&root.state);
-    let class_count = (ld(&root.class_count) as usize).min(MAX_CLASSES);
-    let slots = (ld(&root.slots_per_cpu) as usize).min(MAX_SLOTS);
-    write!(
-        out,
-        "{{\"format\":\"mdlpool-stats-dump\",\"version\":{},\"size\":{}",
-        root.version, root.size
-    )?;
-    for (name, v) in [
-        ("state", state),
-        ("cpu_count", ld(&root.cpu_count)),
-        ("class_count", class_count as u32),
-        ("slots_per_cpu", slots as u32),
-        ("cpu_stride", ld(&root.cpu_stride)),
-        ("slot_stride", ld(&root.slot_stride)),
-        ("magazine_size", ld(&root.magazine_size)),
-        ("depot_limit", ld(&root.depot_limit)),
-        ("trim_interval_ms", ld(&root.trim_interval_ms)),
-    ] {
-        write!(out, ",\"{name}\":{v}")?;
-    }
-    for (name, v) in [
-        ("foreign_frees", &root.foreign_frees),
-        ("double_frees", &root.double_frees),
-        ("bad_cpu", &root.bad_cpu),
-        ("refreshes", &root.refreshes),
-    ] {
-        write!(out, ",\"{name}\":{}", v.load(Ordering::Relaxed))?;
-    }
-    write_u32_array(out, "class_size", &root.class_size[..class_count])?;
-    write_u32_array(out, "block_bytes", &root.block_bytes[..class_count])?;
-    out.write_str(",\"high_water\":[")?;
-    for (i, hw) in root.high_water[..slots].iter().enumerate() {
-        write!(
-            out,
-            "{}{}",
-            if i == 0 { "" } else { "," },
-            hw.load(Ordering::Relaxed)
-        )?;
-    }
-    out.write_str("],\"counters\":[")?;
-    let cpus = if root.counters.load(Ordering::Acquire).is_null() {
-        0
-    } else {
-        ld(&root.cpu_count) as usize
-    };
-    for cpu in 0..cpus {
-        out.write_str(if cpu == 0 { "[" } else { ",[" })?;
-        for slot in 0..slots {
-            // SAFETY: caller keeps the pool alive; indices are in range.
-            let row = unsafe { read_row(root, cpu, slot) }.unwrap_or([0; 14]);
-            if slot > 0 {
-                out.write_char(',')?;
-            }
-            write_row(out, &row)?;
-        }
-        out.write_char(']')?;
-    }
-    out.write_str("],\"final_counters\":[")?;
-    for slot in 0..slots {
-        if slot > 0 {
-            out.write_char(',')?;
-        }
-        write_row(out, &counter_values(&root.final_counters[slot]))?;
-    }
-    out.write_str("],\"modules\":[")?;
-    let mut first = true;
-    for slot in 0..root.module_slots.load(Ordering::Relaxed) as usize {
-        // SAFETY: caller's contract (no module detaches during the call).
-        if let Some(values) = unsafe { read_module(root, slot) } {
-            write!(
-                out,
-                "{}{{\"slot\":{slot},\"counters\":",
-                if first { "" } else { "," }
-            )?;
-            write_filter_row(out, &values)?;
-            out.write_char('}')?;
-            first = false;
-        }
-    }
-    out.write_str("],\"detached_totals\":")?;
-    // SAFETY: `detached_totals` points at a static of the image (or is NULL).
-    let detached =
-        unsafe { read_filter_stats(root.detached_totals.load(Ordering::Acquire).cast_const()) };
-    write_filter_row(out, &detached.unwrap_or([0; FILTER_FIELDS.len()]))?;
-    out.write_str("}\n")
-}
-
-/// Names of the per-module data-path counters (`FilterStats`, src/filter/stats.rs), in layout order.
-pub const FILTER_FIELDS: [&str; 22] = [
-    "send_nbls_transformed",
-    "send_nbs_transformed",
-    "recv_nbls_transformed",
-    "recv_nbs_transformed",
-    "bytes_written",
-    "retreat_failures",
-    "context_failures",
-    "send_nbls_failed",
-    "send_nbls_paused",
-    "recv_nbls_dropped",
-    "restores_advanced",
-    "restores_manual",
-    "restores_inconsistent",
-    "pattern_mismatches",
-    "vlan_already_tagged",
-    "vlan_untouched_nbls",
-    "passthrough_nbls",
-    "config_bad_values",
-    "config_open_failures",
-    "oids_forwarded",
-    "oid_clone_failures",
-    "pauses_pended",
-];
-
-/// Reads a `FilterStats` block as its 22 u64 counters, in layout order.
-///
-/// # Safety
-/// `stats` is NULL or points at a live `FilterStats`.
-unsafe fn read_filter_stats(stats: *const FilterStats) -> Option<[u64; FILTER_FIELDS.len()]> {
-    if stats.is_null() {
-        return None;
-    }
-    let base = stats.cast::<AtomicU64>();
-    let mut out = [0u64; FILTER_FIELDS.len()];
-    for (i, v) in out.iter_mut().enumerate() {
-        // SAFETY: FilterStats is `#[repr(C)]`, 22 AtomicU64 fields (pinned below); the caller keeps it
-        // alive.
-        *v = unsafe { (*base.add(i)).load(Ordering::Relaxed) };
-    }
-    Some(out)
-}
-
-/// The data-path counters of the module in list slot `slot`, read through the root's `modules`
-/// pointer and `module_stats_offset` as the debugger does; None for a free slot.
-///
-/// # Safety
-/// No module detaches during the call (its memory is freed at detach).
-pub unsafe fn read_module(
-    root: &MdlPoolStatsRoot,
-    slot: usize,
-) -> Option<[u64; FILTER_FIELDS.len()]> {
-    let list = root.modules.load(Ordering::Acquire);
-    if list.is_null() || slot >= root.module_slots.load(Ordering::Relaxed) as usize {
-        return None;
-    }
-    // SAFETY: `modules` points at the filter's static array of `module_slots` entries.
-    let module = unsafe { (*list.add(slot)).load(Ordering::Acquire) };
-    if module.is_null() {
-        return None;
-    }
-    let offset = root.module_stats_offset.load(Ordering::Relaxed) as usize;
-    // SAFETY: a listed module is live (caller); its FilterStats lies at `module_stats_offset`.
-    unsafe { read_filter_stats(module.cast::<u8>().add(offset).cast::<FilterStats>()) }
-}
-
-fn write_filter_row(out: &mut impl fmt::Write, row: &[u64; FILTER_FIELDS.len()]) -> fmt::Result {
-    out.write_char('{')?;
-    for (i, (name, v)) in FILTER_FIELDS.iter().zip(row).enumerate() {
-        write!(out, "{}\"{name}\":{v}", if i == 0 { "" } else { "," })?;
-    }
-    out.write_char('}')
-}
-
-fn write_u32_array(out: &mut impl fmt::Write, name: &str, values: &[AtomicU32]) -> fmt::Result {
-    write!(out, ",\"{name}\":[")?;
-    for (i, v) in values.iter().enumerate() {
-        write!(
-            out,
-            "{}{}",
-            if i == 0 { "" } else { "," },
-            v.load(Ordering::Relaxed)
-        )?;
-    }
-    out.write_char(']')
-}
-
-fn write_row(out: &mut impl fmt::Write, row: &[u64; 14]) -> fmt::Result {
-    out.write_char('{')?;
-    for (i, (name, v)) in COUNTER_FIELDS.iter().zip(row).enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        if *name == "depth" {
-            write!(out, "{sep}\"{name}\":{}", *v as i64)?;
-        } else {
-            write!(out, "{sep}\"{name}\":{v}")?;
-        }
-    }
-    out.write_char('}')
 }
 
 // The layout the debugger reads, pinned (x64 and arm64 alike: only u8/u32/u64/pointer fields).
@@ -602,9 +327,9 @@ const _: () = {
     assert!(offset_of!(C, trimmed) == 96);
     assert!(offset_of!(C, flushed) == 104);
     assert!(size_of::<CpuCounters>() == MAX_SLOTS * 128 + (64 - (MAX_SLOTS * 128) % 64) % 64);
-    // The filter's data-path counters: 22 u64 in the order of FILTER_FIELDS.
+    // The filter's data-path counters: 22 u64 in the order of read::FILTER_FIELDS.
     type F = FilterStats;
-    assert!(size_of::<F>() == FILTER_FIELDS.len() * 8);
+    assert!(size_of::<F>() == F::COUNT * 8);
     assert!(offset_of!(F, send_nbls_transformed) == 0);
     assert!(offset_of!(F, bytes_written) == 4 * 8);
     assert!(offset_of!(F, retreat_failures) == 5 * 8);

@@ -1,81 +1,9 @@
-//! What the simulated miniport checks in each send it takes, beyond the NB/MDL consistency that
-//! `nbl.rs` checks: the things a real NIC's transmit path relies on when it parses the frame.
-//!
-//! Owns: the MAC-header contiguity rule (MAC_HEADER_SPLIT). Must not: change the NBL or call the
-//! driver.
-//!
-//! Evidence (INFERRED from documented API behaviour): a miniport reads the MAC header with
-//! `NdisGetDataBuffer(nb, 14 or 18, NULL, 1, 0)`, which is DOCUMENTED to return NULL when the bytes
-//! are not contiguous in one MDL (learn.microsoft.com, NdisGetDataBuffer: "If the requested data in
-//! the buffer is contiguous, ... Otherwise, if Storage is NULL, ... returns NULL"); miniports commonly
-//! pass no storage for the header and drop (or mis-parse) such frames. The TCP/IP stack hands frames
-//! down with the MAC header in the first MDL, so a frame that left the protocol contiguous and arrives
-//! split was split by a filter. A frame the protocol itself handed down split is not judged.
+//! Task offloads: frames with real headers, the miniport's advertised capabilities, and the judge
+//! of each send's offload info against them.
 
-use crate::nbl::NblSnap;
+#[allow(unused_imports)]
+use super::*;
 use crate::verifier::{self, rules};
-use ndis_sys::*;
-
-/// Bytes of the MAC header of `frame`: 14, or 18 when bytes 12..14 are an 802.1Q/802.1ad TPID.
-pub fn mac_header_len(frame: &[u8]) -> usize {
-    match frame.get(12..14) {
-        Some([0x81, 0x00]) | Some([0x88, 0xA8]) => 18,
-        _ => 14,
-    }
-}
-
-/// Whether the first `len` data bytes of `nb` lie in one MDL (the one holding the data start).
-///
-/// # Safety
-/// `nb` must be a valid NB whose chain consists of valid MDLs.
-pub(crate) unsafe fn head_contiguous(nb: *const NET_BUFFER, len: usize) -> bool {
-    // SAFETY: caller's guarantee.
-    let (mut m, mut off) = unsafe { ((*nb).CurrentMdl as *const MDL, (*nb).CurrentMdlOffset) };
-    let mut hops = 0;
-    while !m.is_null() && hops < crate::nbl::MAX_CHAIN {
-        // SAFETY: caller's guarantee.
-        let bc = unsafe { (*m).ByteCount };
-        if off < bc {
-            return (bc - off) as usize >= len;
-        }
-        off -= bc;
-        // SAFETY: as above.
-        m = unsafe { (*m).Next };
-        hops += 1;
-    }
-    false
-}
-
-/// Judges NB number `i` of an NBL the miniport takes (called only for NBs whose fields are
-/// consistent). `sent` is the protocol's hand-out snapshot of the NBL (None for an NBL the filter
-/// originated).
-///
-/// # Safety
-/// `nb` must be a valid NB with a valid chain.
-pub(crate) unsafe fn judge_nb(i: usize, nb: *const NET_BUFFER, sent: Option<&NblSnap>) {
-    // SAFETY: caller's guarantee.
-    let Some(frame) = (unsafe { crate::nbl::nb_frame(nb) }) else {
-        return;
-    };
-    let hdr = mac_header_len(&frame);
-    if frame.len() < hdr {
-        return;
-    }
-    let was_contiguous = sent
-        .and_then(|s| s.nbs.get(i))
-        .is_none_or(|s| s.mac_contiguous);
-    // SAFETY: caller's guarantee.
-    if was_contiguous && !unsafe { head_contiguous(nb, hdr) } {
-        verifier::report(
-            rules::MAC_HEADER_SPLIT,
-            nb as usize,
-            format!(
-                "send reaching the miniport: the {hdr}-byte MAC header is not in the MDL that \
-                 holds the data start (the protocol handed it down in one MDL)"
-            ),
-        );
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Task offloads: frames with real headers, the miniport's advertised capabilities, and the judge.
