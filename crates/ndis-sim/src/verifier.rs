@@ -64,6 +64,19 @@ pub mod rules {
     pub const EXECUTABLE_POOL: &str = "EXECUTABLE_POOL";
     /// ExFreePoolWithTag with a tag other than the allocation's.
     pub const POOL_TAG_MISMATCH: &str = "POOL_TAG_MISMATCH";
+    /// A pool block (the driver's, or one NDIS made: an NBL, a context, an MDL) was written after it was
+    /// freed: its freed fill changed while it sat in the simulator's freed-block quarantine (found when it
+    /// leaves it, or at `finish`). Driver Verifier's Special Pool faults on the access itself: bug check
+    /// 0xD5 DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL ("a driver has referenced memory which was earlier
+    /// freed", learn.microsoft.com debugger/bug-check-0xd5--driver-page-fault-in-freed-special-pool,
+    /// DOCUMENTED). See `mem.rs` for what the simulator can and cannot see.
+    pub const FREED_POOL_MODIFIED: &str = "FREED_POOL_MODIFIED";
+    /// Bytes after the end of a pool block were written (found when the block is freed). Special
+    /// Pool: bug check 0xC1 SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, parameter 4 = 0x24, "a driver
+    /// freed an address, but bytes occurring after the end of the allocation have been overwritten"
+    /// (learn.microsoft.com debugger/bug-check-0xc1--special-pool-detected-memory-corruption,
+    /// DOCUMENTED).
+    pub const POOL_OVERRUN: &str = "POOL_OVERRUN";
     /// An advance by more than DataLength (the real routine wraps the ULONG).
     pub const ADVANCE_UNDERFLOW: &str = "ADVANCE_UNDERFLOW";
     /// NdisFSendNetBufferLists in a state that forbids it (not Running; originated while Pausing).

@@ -166,6 +166,50 @@ fn mdl_not_nonpaged() {
 }
 
 #[test]
+fn write_after_free() {
+    scenario(Bad::WriteAfterFree, &[rules::FREED_POOL_MODIFIED]);
+}
+
+#[test]
+fn pool_overrun() {
+    scenario(Bad::OverrunAlloc, &[rules::POOL_OVERRUN]);
+}
+
+/// A stale pointer freed while its block is still held freed is a double free, even after other blocks
+/// of the same size came and went (the host allocator cannot hand its address out again meanwhile).
+#[test]
+fn stale_free_after_other_frees_is_a_double_free() {
+    let sim = Sim::start(SimConfig {
+        cpus: 1,
+        deterministic: true,
+        ..SimConfig::default()
+    });
+    sim.expect_finding(rules::BAD_POOL_FREE);
+    // SAFETY: deliberate misuse of the simulated pool; nothing is dereferenced by the test.
+    unsafe {
+        let stale = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, 0x4142_4344);
+        ExFreePool(stale);
+        for _ in 0..64 {
+            let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, 0x4142_4344);
+            assert_ne!(
+                p, stale,
+                "a freed block's address was handed out while it is held freed"
+            );
+            ExFreePool(p);
+        }
+        ExFreePool(stale);
+    }
+    let f = sim.findings();
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].detail
+            .contains("double free (the block was freed before"),
+        "{f:?}"
+    );
+    sim.finish();
+}
+
+#[test]
 fn pool_misuse_rules() {
     let sim = Sim::start(SimConfig {
         cpus: 1,

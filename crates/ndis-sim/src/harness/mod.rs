@@ -210,6 +210,8 @@ impl SimGuard {
         for (object, abi) in pending {
             self.unload(Driver { object, abi });
         }
+        // Every block freed so far is checked for writes after its free before the findings are read.
+        mem::drain_quarantine();
         let report = Report {
             findings: verifier::findings(),
             log: verifier::log_lines(),

@@ -107,6 +107,12 @@ pub enum Bad {
     /// On send, retreats each first NB by 8 bytes in place (the frame grows by 8 bytes of unused
     /// space); advances them away at completion.
     GrowFrame,
+    /// Retreats each send with its own allocator whose free routine clears the MDL's ByteCount
+    /// after it has freed the block (a write to freed pool).
+    WriteAfterFree,
+    /// Retreats each send with its own allocator that writes a guard byte one past the end of the
+    /// block it allocated.
+    OverrunAlloc,
 }
 
 pub static BAD: AtomicU32 = AtomicU32::new(0);
@@ -387,7 +393,12 @@ unsafe extern "system" fn bad_alloc(size: *mut u32) -> *mut MDL {
     unsafe {
         let sz = *size;
         let hdr = (MmSizeOfMdl(0xFFF as *const _, sz as usize) + 7) & !7;
-        let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, hdr + sz as usize + 8, TAG) as *mut u8;
+        let bytes = hdr + sz as usize + 8;
+        let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes, TAG) as *mut u8;
+        if bad() == Bad::OverrunAlloc {
+            // The deliberate error: one byte past the block.
+            p.add(bytes).write(0xEE);
+        }
         let mdl = p as *mut MDL;
         let len = if bad() == Bad::ByteCountMismatch {
             sz + 8
@@ -405,6 +416,11 @@ unsafe extern "system" fn bad_alloc(size: *mut u32) -> *mut MDL {
 unsafe extern "system" fn bad_free(mdl: *mut MDL) {
     // SAFETY: an MDL bad_alloc made.
     unsafe { ExFreePoolWithTag(mdl as PVOID, TAG) };
+    if bad() == Bad::WriteAfterFree {
+        // SAFETY: none — the deliberate error: the block was freed just above (the simulator keeps
+        // freed blocks allocated in its quarantine, so the write lands in its fill).
+        unsafe { (*mdl).ByteCount = 0 };
+    }
 }
 
 unsafe extern "system" fn send(
@@ -486,7 +502,10 @@ unsafe extern "system" fn send(
                     KeLowerIrql(old);
                     ExFreePoolWithTag(p, TAG);
                 }
-                Bad::ByteCountMismatch | Bad::UnbuiltMdl => {
+                Bad::ByteCountMismatch
+                | Bad::UnbuiltMdl
+                | Bad::WriteAfterFree
+                | Bad::OverrunAlloc => {
                     let nb = (*n).FirstNetBuffer;
                     let d = (*nb).DataOffset + 14;
                     if NdisRetreatNetBufferDataStart(nb, d, 0, Some(bad_alloc))
