@@ -7,32 +7,17 @@
 //! PAGE_SIZE never straddle a page boundary (aligned to the next power of two, like small pool blocks);
 //! larger ones are page-aligned. This module never calls driver code.
 //!
-//! **Special pool, as far as a host process can have it** (Driver Verifier's Special Pool option,
-//! learn.microsoft.com devtest/special-pool and debugger bug checks 0xC1 / 0xD5, DOCUMENTED): the real
-//! option puts each block at the end of its own page with a guard page behind it and keeps freed pages
-//! unmapped, so an overrun or an access to freed pool faults at once (0xD5
-//! DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL), and bytes written in the slack after a block are found when
-//! it is freed (0xC1 SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION, parameter 4 = 0x24). A host process cannot
-//! unmap single blocks, so the simulator finds the same writes afterwards, by pattern:
-//! - every block has [`TAIL_BYTES`] of [`TAIL_PATTERN`] after its end, checked when it is freed
-//!   (POOL_OVERRUN);
-//! - a freed block is not given back to the host allocator at once: it is filled with
-//!   [`FREED_POISON`] and held in a quarantine (the most recent [`QUARANTINE_BLOCKS`] frees, at most
-//!   [`QUARANTINE_BYTES`]), and checked when it leaves it and at `finish` (FREED_POOL_MODIFIED).
-//!   While a block is held, its address cannot be handed out again, so a stale second free of it is a
-//!   BAD_POOL_FREE instead of freeing another CPU's new block, and a read through a stale pointer
-//!   sees the poison instead of another block's data.
-//!
-//! What it cannot do is name the writer or catch a read whose value goes nowhere (the real option faults
-//! on the access itself).
+//! Every block also has a tail pattern, and a freed block is held in a quarantine before the host
+//! allocator gets it back: [`special`], the simulator's special pool.
 
 use crate::fault::{self, AllocSite};
 use crate::verifier::check_irql;
 use crate::verifier::{self, rules};
 use ndis_sys::*;
-use std::alloc::Layout;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
+
+pub(crate) mod special;
 
 /// Who made an allocation: the driver (leak-checked at unload) or the simulator itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +38,7 @@ pub(crate) enum MdlOrigin {
 }
 
 #[derive(Clone, Copy, Debug)]
-struct Block {
+pub(crate) struct Block {
     size: usize,
     tag: u32,
     flags: POOL_FLAGS,
@@ -61,34 +46,12 @@ struct Block {
     owner: Owner,
 }
 
-/// A freed block held back from the host allocator (see the module docs).
-#[derive(Clone, Copy, Debug)]
-struct Freed {
-    addr: usize,
-    block: Block,
-}
-
-/// Bytes of [`TAIL_PATTERN`] after every block.
-pub(crate) const TAIL_BYTES: usize = 16;
-/// What fills the bytes after a block's end.
-pub(crate) const TAIL_PATTERN: u8 = 0x7E;
-/// What fills a freed block while it is held in the quarantine.
-pub(crate) const FREED_POISON: u8 = 0xDF;
-/// Most freed blocks held at once.
-pub(crate) const QUARANTINE_BLOCKS: usize = if cfg!(miri) { 256 } else { 16384 };
-/// Most freed bytes held at once.
-pub(crate) const QUARANTINE_BYTES: usize = if cfg!(miri) { 1 << 20 } else { 16 << 20 };
-
 #[derive(Default)]
 struct PoolTable {
     blocks: BTreeMap<usize, Block>,
     mdls: HashMap<usize, MdlOrigin>,
     /// Allocations per tag since the simulation started (`!poolused`'s Allocs column).
     allocs: BTreeMap<u32, usize>,
-    /// Freed blocks not yet given back to the host, oldest first.
-    quarantine: VecDeque<Freed>,
-    /// Bytes the quarantine holds.
-    quarantine_bytes: usize,
 }
 
 static POOL: LazyLock<Mutex<PoolTable>> = LazyLock::new(|| Mutex::new(PoolTable::default()));
@@ -117,7 +80,7 @@ fn align_for(size: usize, flags: POOL_FLAGS) -> usize {
 /// Allocates a tracked block (no fault injection, no IRQL check).
 pub(crate) fn raw_alloc(owner: Owner, flags: POOL_FLAGS, size: usize, tag: u32) -> *mut u8 {
     let align = align_for(size, flags);
-    let Some(layout) = host_layout(size, align) else {
+    let Some(layout) = special::host_layout(size, align) else {
         return std::ptr::null_mut();
     };
     // SAFETY: the layout has a non-zero size.
@@ -133,7 +96,7 @@ pub(crate) fn raw_alloc(owner: Owner, flags: POOL_FLAGS, size: usize, tag: u32) 
     // SAFETY: `p` is a fresh allocation of `layout.size()` = `size.max(1) + TAIL_BYTES` bytes.
     unsafe {
         std::ptr::write_bytes(p, fill, size);
-        std::ptr::write_bytes(p.add(size), TAIL_PATTERN, layout.size() - size);
+        std::ptr::write_bytes(p.add(size), special::TAIL_PATTERN, layout.size() - size);
     }
     let mut t = pool();
     *t.allocs.entry(tag).or_insert(0) += 1;
@@ -150,65 +113,8 @@ pub(crate) fn raw_alloc(owner: Owner, flags: POOL_FLAGS, size: usize, tag: u32) 
     p
 }
 
-/// The host layout of a block of `size` bytes: the block, then its tail pattern.
-fn host_layout(size: usize, align: usize) -> Option<Layout> {
-    Layout::from_size_align(size.max(1) + TAIL_BYTES, align).ok()
-}
-
-/// Offset of the first byte in `bytes` that is not `want`.
-fn first_differing(bytes: &[u8], want: u8) -> Option<usize> {
-    // Eight bytes at a time (Miri runs every ndis-sim test; a byte loop over every freed block is slow there).
-    let word = u64::from_ne_bytes([want; 8]);
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for c in chunks.by_ref() {
-        if u64::from_ne_bytes(c.try_into().expect("chunk of 8")) != word {
-            break;
-        }
-        at += 8;
-    }
-    bytes[at..].iter().position(|&b| b != want).map(|i| at + i)
-}
-
-/// The bytes of a tracked block's host allocation (block + tail).
-///
-/// # Safety
-/// `addr` is the start of a host allocation made by [`raw_alloc`] for `block` and not yet deallocated,
-/// and nobody else writes it for the returned lifetime (a buggy writer's bytes are what is looked for:
-/// they are only read).
-unsafe fn host_bytes<'a>(addr: usize, block: &Block) -> &'a [u8] {
-    // SAFETY: the caller's guarantee; the allocation holds `size.max(1) + TAIL_BYTES` bytes.
-    unsafe { std::slice::from_raw_parts(addr as *const u8, block.size.max(1) + TAIL_BYTES) }
-}
-
-/// Checks one block leaving the quarantine (FREED_POOL_MODIFIED) and gives it back to the host.
-fn release(f: Freed) {
-    // SAFETY: a quarantined block is still allocated and nothing may write it; it is read only.
-    let bytes = unsafe { host_bytes(f.addr, &f.block) };
-    if let Some(at) = first_differing(bytes, FREED_POISON) {
-        let last = bytes.iter().rposition(|&b| b != FREED_POISON).unwrap_or(at);
-        verifier::report(
-            rules::FREED_POOL_MODIFIED,
-            f.addr,
-            format!(
-                "pool block {:#x} ({} bytes, tag {:?}, {:?}) was written after it was freed: bytes {at}..={last} differ from the freed fill {FREED_POISON:#04x} (first is {:#04x}); Driver Verifier's special pool faults on the write itself (bug check 0xD5)",
-                f.addr,
-                f.block.size,
-                String::from_utf8_lossy(&f.block.tag.to_le_bytes()),
-                f.block.owner,
-                bytes[at],
-            ),
-        );
-    }
-    let layout = host_layout(f.block.size, f.block.align).expect("layout was valid at allocation");
-    // SAFETY: `f.addr` was allocated by `raw_alloc` with exactly this layout; it left the table when it
-    // was freed and the quarantine now, so it is deallocated once.
-    unsafe { std::alloc::dealloc(f.addr as *mut u8, layout) };
-}
-
-/// Frees a tracked block; false (and nothing freed) when `p` is not a live block start. The block's tail
-/// is checked (POOL_OVERRUN), then it is poisoned and held in the quarantine; blocks pushed out of the
-/// quarantine by it are checked and given back to the host.
+/// Frees a tracked block; false (and nothing freed) when `p` is not a live block start. The block goes
+/// to the special pool's quarantine ([`special::retire`]), not straight back to the host.
 pub(crate) fn raw_free(p: *mut u8) -> bool {
     let block = {
         let mut t = pool();
@@ -218,62 +124,21 @@ pub(crate) fn raw_free(p: *mut u8) -> bool {
         }
         b
     };
-    let Some(b) = block else { return false };
-    // SAFETY: `p` was a live block of `b`, now out of the table, so this call owns its memory.
-    let tail = unsafe { &host_bytes(p as usize, &b)[b.size.max(1)..] };
-    if let Some(at) = first_differing(tail, TAIL_PATTERN) {
-        verifier::report(
-            rules::POOL_OVERRUN,
-            p as usize,
-            format!(
-                "pool block {p:p} ({} bytes, tag {:?}): byte {at} after its end was written (found at free; bug check 0xC1, parameter 4 = 0x24, under special pool)",
-                b.size,
-                String::from_utf8_lossy(&b.tag.to_le_bytes()),
-            ),
-        );
-    }
-    // SAFETY: as above; the whole host allocation (block + tail) is poisoned.
-    unsafe { std::ptr::write_bytes(p, FREED_POISON, b.size.max(1) + TAIL_BYTES) };
-    let evicted: Vec<Freed> = {
-        let mut t = pool();
-        t.quarantine.push_back(Freed {
-            addr: p as usize,
-            block: b,
-        });
-        t.quarantine_bytes += b.size;
-        let mut out = Vec::new();
-        while t.quarantine.len() > QUARANTINE_BLOCKS || t.quarantine_bytes > QUARANTINE_BYTES {
-            let Some(f) = t.quarantine.pop_front() else {
-                break;
-            };
-            t.quarantine_bytes -= f.block.size;
-            out.push(f);
+    match block {
+        Some(b) => {
+            // SAFETY: `p` was a live block of `b` made by `raw_alloc`, now out of the table, so this call
+            // owns its memory.
+            unsafe { special::retire(p, b) };
+            true
         }
-        out
-    };
-    for f in evicted {
-        release(f);
+        None => false,
     }
-    true
 }
 
-/// Checks every block in the quarantine and gives it back to the host (FREED_POOL_MODIFIED for any
-/// written after its free). `finish` calls it after the drivers are unloaded, before it reads the
-/// findings; teardown calls it again for what was freed after that.
+/// Checks every freed block still held and gives it back to the host (`special::drain`). `finish`
+/// calls it after the drivers are unloaded, before it reads the findings.
 pub(crate) fn drain_quarantine() {
-    let held: Vec<Freed> = {
-        let mut t = pool();
-        t.quarantine_bytes = 0;
-        t.quarantine.drain(..).collect()
-    };
-    for f in held {
-        release(f);
-    }
-}
-
-/// Whether `p` is a block freed recently enough to still be held (for the detail of BAD_POOL_FREE).
-fn recently_freed(p: usize) -> bool {
-    pool().quarantine.iter().any(|f| f.addr == p)
+    special::drain();
 }
 
 /// True when `[addr, addr+len)` lies inside one live nonpaged block.
@@ -347,19 +212,8 @@ pub(crate) fn bookkeeping_round() {
         t.blocks.remove(&key);
         t.mdls.remove(&key);
     }
-    // A free's special-pool work: the tail check, the poison, the quarantine's push and (later) its
-    // check of the poison, on a block of the default allocator's size for a 14-byte retreat.
-    let mut dummy = [FREED_POISON; 128];
-    std::hint::black_box(first_differing(
-        std::hint::black_box(&dummy[112..]),
-        TAIL_PATTERN,
-    ));
-    dummy.fill(std::hint::black_box(FREED_POISON));
-    let mut t = pool();
-    t.quarantine.push_back(Freed { addr: key, block });
-    t.quarantine.pop_back();
-    drop(t);
-    std::hint::black_box(first_differing(std::hint::black_box(&dummy), FREED_POISON));
+    // A free's special-pool work, on a block of the default allocator's size for a 14-byte retreat.
+    special::bookkeeping_round(key, block);
 }
 
 /// Frees every remaining block (end of a simulation, after the leak report).
@@ -368,7 +222,7 @@ pub(crate) fn free_all() {
     for a in addrs {
         raw_free(a as *mut u8);
     }
-    drain_quarantine();
+    special::drain();
     let mut t = pool();
     t.mdls.clear();
     t.allocs.clear();
@@ -418,7 +272,7 @@ fn pool_free_checked(routine: &str, p: PVOID, tag: Option<u32>) {
             verifier::report(
                 rules::BAD_POOL_FREE,
                 p as usize,
-                if recently_freed(p as usize) {
+                if special::recently_freed(p as usize) {
                     format!("{routine}: double free (the block was freed before and is still held freed)")
                 } else {
                     format!("{routine}: not a live pool block (double free or foreign pointer)")
