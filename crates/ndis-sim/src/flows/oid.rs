@@ -11,11 +11,14 @@ use crate::verifier::{self, rules};
 use ndis_sys::*;
 
 /// The protocol's OID request through the filter (or straight to the miniport when bypassed).
+/// `reach_module`: the caller's claim lets it reach the filter module (see `Adapter::claimed_reach`);
+/// without it the request goes past the module even if one has been attached since.
 pub(crate) fn protocol_oid(
     id: usize,
     request_type: u32,
     oid: NDIS_OID,
     buffer: &mut [u8],
+    reach_module: bool,
 ) -> (NDIS_STATUS, u32) {
     let r = mem::raw_alloc(
         mem::Owner::Sim,
@@ -49,7 +52,8 @@ pub(crate) fn protocol_oid(
         let a = &s.adapters[id];
         match s.driver.as_ref() {
             Some(d)
-                if a.filter_handle != 0
+                if reach_module
+                    && a.filter_handle != 0
                     && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
             {
                 d.chars
@@ -120,12 +124,19 @@ pub(crate) fn protocol_oid(
 }
 
 /// The miniport indicates a status: through FilterStatus, or straight to the protocol.
-pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS) {
-    miniport_status_with(id, code, std::ptr::null_mut(), 0)
+pub(crate) fn miniport_status(id: usize, code: NDIS_STATUS, reach_module: bool) {
+    miniport_status_with(id, code, std::ptr::null_mut(), 0, reach_module)
 }
 
 /// [`miniport_status`] with a status buffer (valid for the duration of the indication).
-pub(crate) fn miniport_status_with(id: usize, code: NDIS_STATUS, buffer: PVOID, size: u32) {
+/// `reach_module` as for [`protocol_oid`].
+pub(crate) fn miniport_status_with(
+    id: usize,
+    code: NDIS_STATUS,
+    buffer: PVOID,
+    size: u32,
+    reach_module: bool,
+) {
     // SAFETY: all-zero is valid for this plain-data structure.
     let mut ind: NDIS_STATUS_INDICATION = unsafe { std::mem::zeroed() };
     ind.Header = NDIS_OBJECT_HEADER::new(
@@ -144,7 +155,8 @@ pub(crate) fn miniport_status_with(id: usize, code: NDIS_STATUS, buffer: PVOID, 
             // Not while Attaching (no status indications then, network/attaching-a-filter-module):
             // in concurrent mode an attach may begin while this indication is on its way.
             Some(d)
-                if a.filter_handle != 0
+                if reach_module
+                    && a.filter_handle != 0
                     && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
             {
                 d.chars

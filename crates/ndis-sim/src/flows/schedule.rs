@@ -39,7 +39,7 @@ pub(crate) fn background_event(id: usize, r: u64) {
         4 => {
             if claim_ctl(id) {
                 kernel::at_irql(DISPATCH_LEVEL, || {
-                    crate::flows::oid::miniport_status(id, NDIS_STATUS_LINK_STATE)
+                    crate::flows::oid::miniport_status(id, NDIS_STATUS_LINK_STATE, true)
                 });
                 release_ctl(id);
             }

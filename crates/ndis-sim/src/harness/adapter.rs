@@ -31,12 +31,21 @@ impl Adapter {
     /// lets it be (a send or an indication is counted in progress; an OID or status indication
     /// waits its turn), released after `f` whatever it did. The caller holds the gate it needs.
     fn claimed<R>(&self, kind: Claim, f: impl FnOnce() -> R) -> R {
+        self.claimed_reach(kind, |_| f())
+    }
+
+    /// [`claimed`](Self::claimed), telling `f` whether the call may reach the filter module: in
+    /// concurrent mode only a claimed OID or status indication may (a detach waits for claimed ones
+    /// only, so an unclaimed one that went on to the module could run into a module a later detach
+    /// frees: it goes past the module, as NDIS sends it when no module is attached); in serialised
+    /// mode the gate keeps every lifecycle step out, so the state decides.
+    fn claimed_reach<R>(&self, kind: Claim, f: impl FnOnce(bool) -> R) -> R {
         let claimed = match kind {
             Claim::Send => race::claim_send(self.id),
             Claim::Indicate => race::claim_indicate(self.id),
             Claim::Ctl => race::wait_claim_ctl(self.id),
         };
-        let r = f();
+        let r = f(claimed || !race::concurrent());
         if claimed {
             match kind {
                 Claim::Send => race::release_send(self.id),
@@ -191,16 +200,16 @@ impl Adapter {
         buffer: &mut [u8],
     ) -> (NDIS_STATUS, u32) {
         let _g = race::exclusive(false);
-        self.claimed(Claim::Ctl, || {
-            flows::oid::protocol_oid(self.id, request_type, oid, buffer)
+        self.claimed_reach(Claim::Ctl, |reach| {
+            flows::oid::protocol_oid(self.id, request_type, oid, buffer, reach)
         })
     }
 
     /// The miniport indicates a status (at the caller's IRQL).
     pub fn indicate_status(&self, code: NDIS_STATUS) {
         let _g = race::gate_shared();
-        self.claimed(Claim::Ctl, || {
-            flows::oid::miniport_status(self.id, code);
+        self.claimed_reach(Claim::Ctl, |reach| {
+            flows::oid::miniport_status(self.id, code, reach);
         });
     }
 
@@ -210,7 +219,7 @@ impl Adapter {
     /// buffer (DOCUMENTED: ndis-status-task-offload-current-config), at the caller's IRQL.
     pub fn change_offload(&self, nic: wire::NicOffload) {
         let _g = race::gate_shared();
-        self.claimed(Claim::Ctl, || {
+        self.claimed_reach(Claim::Ctl, |reach| {
             stack::stack().adapters[self.id].cfg.nic_offload = nic;
             let mut o = nic.ndis_offload();
             flows::oid::miniport_status_with(
@@ -218,6 +227,7 @@ impl Adapter {
                 NDIS_STATUS_TASK_OFFLOAD_CURRENT_CONFIG,
                 &mut o as *mut NDIS_OFFLOAD as PVOID,
                 std::mem::size_of::<NDIS_OFFLOAD>() as u32,
+                reach,
             );
         });
     }
