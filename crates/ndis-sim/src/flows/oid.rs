@@ -10,6 +10,30 @@ use crate::stack::{stack, ModuleState};
 use crate::verifier::{self, rules};
 use ndis_sys::*;
 
+/// The filter's handler `pick` chooses, with the driver's ABI and the module context, when an OID or a
+/// status indication may reach the module: `reach_module` (the caller's claim, see
+/// `Adapter::claimed_reach`) and a module that is attached and not Attaching (no OIDs or status
+/// indications then, network/attaching-a-filter-module; in concurrent mode an attach may begin while
+/// the call is on its way). Read under one stack lock.
+fn module_handler<F>(
+    id: usize,
+    reach_module: bool,
+    pick: impl FnOnce(&NDIS_FILTER_DRIVER_CHARACTERISTICS) -> Option<F>,
+) -> Option<(F, crate::abi::Abi, NDIS_HANDLE)> {
+    let s = stack();
+    let a = &s.adapters[id];
+    match s.driver.as_ref() {
+        Some(d)
+            if reach_module
+                && a.filter_handle != 0
+                && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
+        {
+            pick(&d.chars).map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE))
+        }
+        _ => None,
+    }
+}
+
 /// The protocol's OID request through the filter (or straight to the miniport when bypassed).
 /// `reach_module`: the caller's claim lets it reach the filter module (see `Adapter::claimed_reach`);
 /// without it the request goes past the module even if one has been attached since.
@@ -47,22 +71,7 @@ pub(crate) fn protocol_oid(
         }
     }
     stack().adapters[id].proto_oids.insert(r as usize, None);
-    let h = {
-        let s = stack();
-        let a = &s.adapters[id];
-        match s.driver.as_ref() {
-            Some(d)
-                if reach_module
-                    && a.filter_handle != 0
-                    && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
-            {
-                d.chars
-                    .OidRequestHandler
-                    .map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE))
-            }
-            _ => None,
-        }
-    };
+    let h = module_handler(id, reach_module, |c| c.OidRequestHandler);
     let st = match h {
         Some((f, abi, ctx)) => {
             // SAFETY: the registered FilterOidRequest with its module context.
@@ -148,24 +157,7 @@ pub(crate) fn miniport_status_with(
     ind.StatusBuffer = buffer;
     ind.StatusBufferSize = size;
     ind.SourceHandle = (0xB00 + id) as NDIS_HANDLE;
-    let h = {
-        let s = stack();
-        let a = &s.adapters[id];
-        match s.driver.as_ref() {
-            // Not while Attaching (no status indications then, network/attaching-a-filter-module):
-            // in concurrent mode an attach may begin while this indication is on its way.
-            Some(d)
-                if reach_module
-                    && a.filter_handle != 0
-                    && !matches!(a.state, ModuleState::Detached | ModuleState::Attaching) =>
-            {
-                d.chars
-                    .StatusHandler
-                    .map(|h| (h, d.abi, a.module_ctx as NDIS_HANDLE))
-            }
-            _ => None,
-        }
-    };
+    let h = module_handler(id, reach_module, |c| c.StatusHandler);
     match h {
         Some((f, abi, ctx)) => {
             let irql = current_irql();
