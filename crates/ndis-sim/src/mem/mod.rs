@@ -297,7 +297,16 @@ fn pool_free_checked(routine: &str, p: PVOID, tag: Option<u32>) {
                 );
                 return;
             }
-            raw_free(p as *mut u8);
+            if !raw_free(p as *mut u8) {
+                // Another CPU freed it between the look-up above and here: a racing double free.
+                verifier::report(
+                    rules::BAD_POOL_FREE,
+                    p as usize,
+                    format!(
+                        "{routine}: double free (another CPU freed the block at the same time)"
+                    ),
+                );
+            }
         }
     }
 }
@@ -449,7 +458,9 @@ pub(crate) fn default_free_mdl(mdl: *mut MDL) {
     match mdl_origin(mdl) {
         Some(MdlOrigin::DefaultRetreat) => {
             forget_mdl(mdl);
-            raw_free(mdl as *mut u8);
+            if !raw_free(mdl as *mut u8) {
+                verifier::report(rules::BAD_POOL_FREE, mdl as usize, "NDIS's default free: double free (another CPU freed the MDL at the same time)");
+            }
         }
         other => verifier::report(
             rules::FOREIGN_MDL_FREED,
@@ -532,7 +543,9 @@ pub(crate) mod ndis_mem {
             match mdl_origin(mdl) {
                 Some(MdlOrigin::NdisAllocateMdl) => {
                     forget_mdl(mdl);
-                    raw_free(mdl as *mut u8);
+                    if !raw_free(mdl as *mut u8) {
+                        verifier::report(rules::BAD_POOL_FREE, mdl as usize, "NdisFreeMdl: double free (another CPU freed the MDL at the same time)");
+                    }
                 }
                 other => verifier::report(rules::FOREIGN_MDL_FREED, mdl as usize,
                     format!("NdisFreeMdl on an MDL NdisAllocateMdl did not make ({other:?})")),
