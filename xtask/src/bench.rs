@@ -442,8 +442,12 @@ fn datapath(s: &mut String, med: Med, dp: &Facts) {
     let bk_h = fact(dp, "bookkeeping_handler_ns");
     if let (Some(d), Some(h)) = (bk_d, bk_h) {
         let _ = writeln!(s, "\nThe simulator's bookkeeping per NBL, measured in the same binary: {d:.1} ns on the NDIS-default side (the");
-        let _ = writeln!(s, "simulated `ExAllocatePool2` / `ExFreePool` keep every block in a table, and the default allocator records");
-        let _ = writeln!(s, "each MDL's origin, all behind one lock), {h:.1} ns on the pool side (the simulator checks the MDL");
+        let _ = writeln!(s, "simulated `ExAllocatePool2` / `ExFreePool` keep every block in a table, the default allocator records");
+        let _ = writeln!(s, "each MDL's origin, and each free checks the block's tail pattern, fills it and holds it in the special");
+        let _ = writeln!(
+            s,
+            "pool's quarantine), {h:.1} ns on the pool side (the simulator checks the MDL"
+        );
         let _ = writeln!(s, "`NetAllocateMdl` returns and registers it until `NetFreeMdl`). A real kernel has neither. The");
         let _ = writeln!(s, "`_bookkeeping_both` runs charge each side the other's share (`ndis_sim::bench_only`, which panics");
         let _ = writeln!(s, "outside `cargo bench`), so both pay the same simulator overhead; the other runs show the simulator as is.");
